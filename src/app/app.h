@@ -4,6 +4,7 @@
  * through req->app. */
 #ifndef PYTAKE_APP_H
 #define PYTAKE_APP_H
+#include <stddef.h>
 #include <stdint.h>
 
 #include "core/config.h"
@@ -17,5 +18,14 @@ struct app {
 	struct http_server *server;
 	int64_t started_at_us;
 };
+
+/* Open the database pool for cfg (which must outlive app). 0 or -1 with a
+ * message in err. */
+int app_open(struct app *app, const struct config *cfg, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+/* Close what app_open opened. */
+void app_close(struct app *app);
+/* HTTP worker threads: HTTP_THREADS, or 2 x cores (at most 64). */
+int app_http_threads(const struct config *cfg);
 
 #endif

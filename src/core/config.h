@@ -20,6 +20,13 @@
 
 enum environment { ENV_DEVELOPMENT = 0, ENV_PRODUCTION };
 
+/* Where a value came from, for `pytake config`. */
+enum config_source { CONFIG_SRC_DEFAULT, CONFIG_SRC_DOTENV, CONFIG_SRC_ENV,
+		     CONFIG_SRC_GENERATED };
+
+/* Number of settings in the table (config.c checks it at compile time). */
+#define CONFIG_SETTING_COUNT 26
+
 struct config {
 	/* server */
 	char *bind_address;          /* BIND_ADDRESS (127.0.0.1) */
@@ -55,11 +62,9 @@ struct config {
 	/* campaigns, contacts */
 	int campaign_max_attempts;   /* CAMPAIGN_MAX_ATTEMPTS (5), 1..20 */
 	char *opt_out_keywords;      /* OPT_OUT_KEYWORDS (comma-separated) */
+	/* where each value came from, in table order (config_print) */
+	enum config_source sources[CONFIG_SETTING_COUNT];
 };
-
-/* Where a value came from, for `pytake config`. */
-enum config_source { CONFIG_SRC_DEFAULT, CONFIG_SRC_DOTENV, CONFIG_SRC_ENV,
-		     CONFIG_SRC_GENERATED };
 
 /* Load the configuration. env_file may be NULL (no .env) or a path; a
  * missing file is not an error. On failure returns -1 and writes one line
@@ -78,6 +83,10 @@ int config_ensure_secrets(struct config *cfg, char *err, size_t errlen)
 /* Print every setting, one per line "NAME=value  # source", secrets masked
  * ("****" plus length), to out. */
 void config_print(const struct config *cfg, FILE *out);
+
+/* Write the settings table as Markdown (| Name | Default | Accepts |
+ * Meaning |), one row per setting, for the README. */
+void config_print_docs(FILE *out);
 
 /* Free the strings; cfg is zeroed. */
 void config_release(struct config *cfg);

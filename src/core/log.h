@@ -20,6 +20,8 @@ enum log_format { LOG_FORMAT_JSON = 0, LOG_FORMAT_TEXT };
 /* Set once at start-up, before threads start. */
 void log_setup(enum log_level min, enum log_format fmt);
 bool log_enabled(enum log_level lvl);
+/* Test hook: write lines to fd instead of stderr (2). Not for production. */
+void log_set_fd(int fd);
 
 /* Per-thread context added to every line ("request_id"); NULL clears. The
  * string must outlive the calls that log with it. */

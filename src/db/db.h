@@ -81,7 +81,12 @@ struct db_param {
 	int64_t i;      /* DB_INT, DB_BOOL (0/1), DB_MONEY (micro-units) */
 };
 #define DBP_NULL ((struct db_param){ .type = DB_NULL })
-#define DBP_TEXT(v) ((struct db_param){ .type = (v) ? DB_TEXT : DB_NULL, .s = (v) })
+/* A function, not `(v) ? ...`, so DBP_TEXT(char_array) does not trip -Waddress. */
+static inline enum db_type db_text_or_null_(const char *s)
+{
+	return s != NULL ? DB_TEXT : DB_NULL;
+}
+#define DBP_TEXT(v) ((struct db_param){ .type = db_text_or_null_(v), .s = (v) })
 #define DBP_TEXTN(v, n) ((struct db_param){ .type = DB_TEXT, .s = (v), .len = (n) })
 #define DBP_INT(v) ((struct db_param){ .type = DB_INT, .i = (int64_t)(v) })
 #define DBP_BOOL(v) ((struct db_param){ .type = DB_BOOL, .i = (v) ? 1 : 0 })

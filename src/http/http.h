@@ -88,6 +88,15 @@ void http_body(struct http_response *res, int status, const char *content_type,
  * or static). Ignored past HTTP_MAX_RESPONSE_HEADERS. */
 void http_add_header(struct http_response *res, const char *name, const char *value);
 
+/* The request body parsed with json_parse_object(). NULL after filling res
+ * with 400 invalid_json (the message says why: not JSON, not an object,
+ * too deep). The caller owns the result (json_decref). */
+json_t *http_body_json(struct http_request *req, struct http_response *res);
+/* The `limit` query parameter of list endpoints: absent -> 50; an integer
+ * 1..200 -> that; anything else -> false after filling res with 422
+ * validation_error, details [{"field": "limit", "message": ...}]. */
+bool http_query_limit(struct http_request *req, struct http_response *res, int *limit);
+
 typedef void (*http_handler)(struct http_request *req, struct http_response *res);
 
 enum route_flags {
@@ -108,8 +117,7 @@ struct route {
 /* Routing result. */
 enum route_match { ROUTE_FOUND, ROUTE_NOT_FOUND, ROUTE_METHOD_NOT_ALLOWED };
 /* Match method+path against table. On ROUTE_FOUND *out is the route and the
- * params are stored into req (names point into the pattern, values are
- * arena copies). On ROUTE_METHOD_NOT_ALLOWED allow gets "GET, POST" (arena).
+ * params are stored into req (names and values are arena copies). On ROUTE_METHOD_NOT_ALLOWED allow gets "GET, POST" (arena).
  * Literal segments win over parameters ("/templates/sync" beats
  * "/templates/{id}"). Paths with "..", empty segments or NUL never match. */
 enum route_match router_match(const struct route *table, size_t n,

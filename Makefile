@@ -1,0 +1,89 @@
+# PyTake: a thin wrapper over meson/ninja and the test scripts.
+#   make / make build   debug-optimized build in build/
+#   make run            install deps, build, migrate, bootstrap, serve (SQLite)
+#   make test           install deps, build, run every test (SQLite + PostgreSQL)
+#   make asan           the same under AddressSanitizer + UBSan (build-asan/)
+#   make bench          release build (build-release/) + wrk against /health
+#   make fuzz           libFuzzer drivers (build-fuzz/), FUZZ_SECONDS each
+#   make clean          remove every build directory
+SHELL := /bin/bash
+.DEFAULT_GOAL := build
+
+BUILD_DIR    ?= build
+ASAN_DIR     ?= build-asan
+RELEASE_DIR  ?= build-release
+FUZZ_DIR     ?= build-fuzz
+FUZZ_SECONDS ?= 60
+JOBS         ?= $(shell nproc 2>/dev/null || echo 2)
+
+.PHONY: build run test asan bench fuzz clean
+
+# $(call setup,DIR,MESON OPTIONS,ENV): `meson setup` only when DIR is not
+# configured yet (an existing build dir keeps its options).
+define setup
+	@if [ ! -f $(1)/build.ninja ]; then \
+		echo "meson setup $(1) $(2)"; \
+		$(3) meson setup $(1) $(2) || exit 1; \
+	fi
+endef
+
+build:
+	@scripts/deps.sh run
+	$(call setup,$(BUILD_DIR),--buildtype=debugoptimized)
+	@ninja -C $(BUILD_DIR) -j $(JOBS)
+
+run: build
+	$(BUILD_DIR)/pytake migrate upgrade
+	$(BUILD_DIR)/pytake bootstrap
+	exec $(BUILD_DIR)/pytake serve
+
+test:
+	@scripts/deps.sh test
+	@$(MAKE) --no-print-directory build
+	@PYTAKE_BUILD_DIR=$(BUILD_DIR) tests/run_all.sh
+
+asan:
+	@scripts/deps.sh test
+	$(call setup,$(ASAN_DIR),--buildtype=debug -Db_sanitize=address$(,)undefined -Db_lundef=false)
+	@ninja -C $(ASAN_DIR) -j $(JOBS)
+	@PYTAKE_BUILD_DIR=$(ASAN_DIR) PYTAKE_TEST_TIMEOUT_SCALE=3 \
+		ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+		UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+		tests/run_all.sh
+
+bench:
+	@scripts/deps.sh bench
+	$(call setup,$(RELEASE_DIR),--buildtype=release)
+	@ninja -C $(RELEASE_DIR) -j $(JOBS)
+	PYTAKE_BUILD_DIR=$(RELEASE_DIR) bench/run.sh
+
+# Every fuzz/fuzz_*.c driver built by fuzz/meson.build runs FUZZ_SECONDS on a
+# copy of its seed corpus fuzz/corpus/<name>/; crashes land in fuzz/corpus-out/.
+fuzz:
+	@scripts/deps.sh fuzz
+	$(call setup,$(FUZZ_DIR),-Dfuzz=true -Dwerror=false -Db_sanitize=address$(,)undefined -Db_lundef=false -Dc_args=-fsanitize=fuzzer-no-link,CC=clang)
+	@ninja -C $(FUZZ_DIR) -j $(JOBS)
+	@set -u; failed=0; ran=0; mkdir -p fuzz/corpus-out; \
+	for bin in $(FUZZ_DIR)/fuzz/fuzz_*; do \
+		[ -f "$$bin" ] && [ -x "$$bin" ] || continue; \
+		name=$$(basename "$$bin"); ran=$$((ran + 1)); \
+		corpus=$$(mktemp -d /tmp/pytake-fuzz-$$name.XXXXXX); \
+		if [ -d "fuzz/corpus/$$name" ]; then cp -R "fuzz/corpus/$$name/." "$$corpus/"; fi; \
+		echo "== $$name for $(FUZZ_SECONDS)s"; \
+		if UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 "$$bin" \
+			-max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+			-artifact_prefix="fuzz/corpus-out/$$name-" "$$corpus"; then \
+			echo "ok   $$name"; \
+		else \
+			echo "FAIL $$name (artifacts in fuzz/corpus-out/)"; failed=$$((failed + 1)); \
+		fi; \
+		rm -rf "$$corpus"; \
+	done; \
+	echo "$$((ran - failed)) passed, $$failed failed"; \
+	[ $$ran -gt 0 ] && [ $$failed -eq 0 ]
+
+clean:
+	rm -rf $(BUILD_DIR) $(ASAN_DIR) $(RELEASE_DIR) $(FUZZ_DIR)
+
+# A literal comma for use inside $(call ...) arguments.
+, := ,

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# deps.sh [run|test|bench|fuzz] - make sure the Debian packages PyTake needs
+# for that purpose are installed.
+#
+# Nothing missing: prints nothing, exits 0.
+# Missing and root with apt-get: installs them non-interactively (one
+#   `apt-get update` first), exits with apt-get's status.
+# Missing and not root: prints the exact `sudo apt-get install ...` line on
+#   stderr and exits 1.
+set -euo pipefail
+
+purpose="${1:-run}"
+
+build_pkgs=(build-essential pkg-config meson ninja-build libmicrohttpd-dev
+	libjansson-dev libpq-dev libsqlite3-dev libhiredis-dev
+	libcurl4-openssl-dev libssl-dev libsodium-dev libcmocka-dev)
+test_pkgs=(postgresql redis-server python3 sqlite3 curl clang libclang-rt-14-dev)
+bench_pkgs=(wrk curl)
+fuzz_pkgs=(clang libclang-rt-14-dev)
+
+case "$purpose" in
+run | build) wanted=("${build_pkgs[@]}") ;;
+test) wanted=("${build_pkgs[@]}" "${test_pkgs[@]}") ;;
+bench) wanted=("${build_pkgs[@]}" "${bench_pkgs[@]}") ;;
+fuzz) wanted=("${build_pkgs[@]}" "${fuzz_pkgs[@]}") ;;
+*)
+	echo "usage: $0 [run|test|bench|fuzz]" >&2
+	exit 2
+	;;
+esac
+
+if ! command -v dpkg-query >/dev/null 2>&1; then
+	echo "deps.sh: dpkg-query not found; this script knows Debian/Ubuntu only." >&2
+	echo "deps.sh: install the equivalents of: ${wanted[*]}" >&2
+	exit 1
+fi
+
+missing=()
+for pkg in "${wanted[@]}"; do
+	status="$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)"
+	if [[ "$status" != "install ok installed" ]]; then
+		missing+=("$pkg")
+	fi
+done
+
+if ((${#missing[@]} == 0)); then
+	exit 0
+fi
+
+if [[ "$(id -u)" -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+	echo "deps.sh: installing missing packages: ${missing[*]}" >&2
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update </dev/null
+	apt-get install -y --no-install-recommends "${missing[@]}" </dev/null
+	exit 0
+fi
+
+echo "deps.sh: missing packages: ${missing[*]}" >&2
+echo "deps.sh: install them with:" >&2
+echo "  sudo apt-get install -y --no-install-recommends ${missing[*]}" >&2
+exit 1

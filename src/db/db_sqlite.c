@@ -1,0 +1,351 @@
+/* db_sqlite: the SQLite backend.
+ *
+ * One sqlite3 handle per pooled connection, opened SQLITE_OPEN_NOMUTEX (the
+ * pool guarantees one thread at a time), in WAL mode with
+ * synchronous=NORMAL, foreign_keys=ON and a busy_timeout. Parameters are
+ * written $1..$n as for PostgreSQL and bound by name. Prepared statements
+ * are cached per connection by SQL text (at most DB_STMT_CACHE_MAX, the
+ * oldest is finalized first). Rows are copied into a struct db_res. */
+#include <errno.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+
+#include "db/db_impl.h"
+
+struct stmt_entry {
+	char *sql;
+	sqlite3_stmt *stmt;
+};
+
+struct sqlite_conn {
+	sqlite3 *h;
+	struct stmt_entry cache[DB_STMT_CACHE_MAX];
+	int ncache;
+	int next_evict;
+};
+
+static int map_sqlite_rc(int ext)
+{
+	switch (ext) {
+	case SQLITE_CONSTRAINT_UNIQUE:
+	case SQLITE_CONSTRAINT_PRIMARYKEY:
+		return DB_ERR_CONFLICT;
+	case SQLITE_CONSTRAINT_FOREIGNKEY:
+		return DB_ERR_FK;
+	case SQLITE_CONSTRAINT_CHECK:
+	case SQLITE_CONSTRAINT_NOTNULL:
+		return DB_ERR_CHECK;
+	default:
+		break;
+	}
+	switch (ext & 0xff) {
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return DB_ERR_RETRY;
+	case SQLITE_CANTOPEN:
+	case SQLITE_NOTADB:
+	case SQLITE_CORRUPT:
+	case SQLITE_IOERR:
+		return DB_ERR_UNAVAILABLE;
+	default:
+		return DB_ERR;
+	}
+}
+
+static int sq_err(struct db_conn *c, sqlite3 *h)
+{
+	int ext = sqlite3_extended_errcode(h);
+
+	return db_set_err(c, map_sqlite_rc(ext), "%s (sqlite %d)", sqlite3_errmsg(h), ext);
+}
+
+/* "sqlite:data/x.db": create data/ when missing (one level). */
+static void ensure_parent_dir(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char dir[4096];
+	size_t n;
+
+	if (slash == NULL || slash == path || strncmp(path, "file:", 5) == 0)
+		return;
+	n = (size_t)(slash - path);
+	if (n >= sizeof dir)
+		return;
+	memcpy(dir, path, n);
+	dir[n] = '\0';
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+		return; /* sqlite3_open_v2 reports the real error */
+}
+
+static int sq_connect(struct db_conn *c, const char *target, int busy_timeout_ms)
+{
+	struct sqlite_conn *sc = calloc(1, sizeof *sc);
+	char pragmas[160];
+	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
+		    SQLITE_OPEN_URI;
+	int rc = DB_ERR;
+
+	if (sc == NULL)
+		return db_set_err(c, DB_ERR, "out of memory");
+	if (strcmp(target, ":memory:") != 0)
+		ensure_parent_dir(target);
+	if (sqlite3_open_v2(target, &sc->h, flags, NULL) != SQLITE_OK) {
+		rc = db_set_err(c, DB_ERR_UNAVAILABLE, "cannot open %s: %s", target,
+				sc->h != NULL ? sqlite3_errmsg(sc->h) : "out of memory");
+		goto out;
+	}
+	sqlite3_extended_result_codes(sc->h, 1);
+	if (sqlite3_busy_timeout(sc->h, busy_timeout_ms) != SQLITE_OK) {
+		rc = sq_err(c, sc->h);
+		goto out;
+	}
+	snprintf(pragmas, sizeof pragmas,
+		 "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+		 "PRAGMA foreign_keys=ON;");
+	if (sqlite3_exec(sc->h, pragmas, NULL, NULL, NULL) != SQLITE_OK) {
+		rc = sq_err(c, sc->h);
+		if (rc == DB_ERR)
+			rc = DB_ERR_UNAVAILABLE; /* e.g. not a database */
+		goto out;
+	}
+	c->impl = sc;
+	sc = NULL;
+	rc = DB_OK;
+out:
+	if (sc != NULL) {
+		sqlite3_close_v2(sc->h);
+		free(sc);
+	}
+	return rc;
+}
+
+static void sq_disconnect(struct db_conn *c)
+{
+	struct sqlite_conn *sc = c->impl;
+
+	if (sc == NULL)
+		return;
+	for (int i = 0; i < sc->ncache; i++) {
+		sqlite3_finalize(sc->cache[i].stmt);
+		free(sc->cache[i].sql);
+	}
+	sqlite3_close_v2(sc->h);
+	free(sc);
+	c->impl = NULL;
+}
+
+/* Cached statement for sql, preparing it on a miss. */
+static int stmt_get(struct db_conn *c, struct sqlite_conn *sc, const char *sql,
+		    sqlite3_stmt **out)
+{
+	sqlite3_stmt *st = NULL;
+	const char *tail = NULL;
+	struct stmt_entry *e;
+	char *copy;
+
+	for (int i = 0; i < sc->ncache; i++) {
+		if (strcmp(sc->cache[i].sql, sql) == 0) {
+			*out = sc->cache[i].stmt;
+			return DB_OK;
+		}
+	}
+	if (sqlite3_prepare_v3(sc->h, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, &tail) !=
+	    SQLITE_OK)
+		return sq_err(c, sc->h);
+	if (st == NULL)
+		return db_set_err(c, DB_ERR, "empty statement");
+	while (tail != NULL && (*tail == ' ' || *tail == '\n' || *tail == '\t' ||
+				*tail == '\r' || *tail == ';'))
+		tail++;
+	if (tail != NULL && *tail != '\0') {
+		sqlite3_finalize(st);
+		return db_set_err(c, DB_ERR, "db_exec takes one statement");
+	}
+	copy = strdup(sql);
+	if (copy == NULL) {
+		sqlite3_finalize(st);
+		return db_set_err(c, DB_ERR, "out of memory");
+	}
+	if (sc->ncache < DB_STMT_CACHE_MAX) {
+		e = &sc->cache[sc->ncache++];
+	} else {
+		e = &sc->cache[sc->next_evict];
+		sc->next_evict = (sc->next_evict + 1) % DB_STMT_CACHE_MAX;
+		sqlite3_finalize(e->stmt);
+		free(e->sql);
+	}
+	e->sql = copy;
+	e->stmt = st;
+	*out = st;
+	return DB_OK;
+}
+
+static int bind_one(sqlite3_stmt *st, int idx, const struct db_param *p)
+{
+	switch (p->type) {
+	case DB_NULL:
+		return sqlite3_bind_null(st, idx);
+	case DB_TEXT:
+		if (p->s == NULL)
+			return sqlite3_bind_null(st, idx);
+		return sqlite3_bind_text64(st, idx, p->s,
+					   p->len > 0 ? (sqlite3_uint64)p->len
+						      : (sqlite3_uint64)strlen(p->s),
+					   SQLITE_TRANSIENT, SQLITE_UTF8);
+	case DB_INT:
+	case DB_MONEY:
+		return sqlite3_bind_int64(st, idx, p->i);
+	case DB_BOOL:
+		return sqlite3_bind_int(st, idx, p->i != 0);
+	case DB_BLOB:
+		return sqlite3_bind_blob64(st, idx, p->s != NULL ? p->s : "",
+					   (sqlite3_uint64)p->len, SQLITE_TRANSIENT);
+	}
+	return SQLITE_MISUSE;
+}
+
+/* Bind $1..$n by name; every parameter the SQL names must be supplied. */
+static int bind_params(struct db_conn *c, sqlite3 *h, sqlite3_stmt *st,
+		       const struct db_param *params, int n)
+{
+	int count = sqlite3_bind_parameter_count(st);
+	char name[16];
+
+	for (int j = 1; j <= count; j++) {
+		const char *nm = sqlite3_bind_parameter_name(st, j);
+		int64_t k = 0;
+		if (nm == NULL || nm[0] != '$' || db_parse_int64(nm + 1, &k) != 0 ||
+		    k < 1 || k > n)
+			return db_set_err(c, DB_ERR, "parameter %s not supplied (%d given)",
+					  nm != NULL ? nm : "?", n);
+	}
+	for (int i = 0; i < n; i++) {
+		snprintf(name, sizeof name, "$%d", i + 1);
+		int idx = sqlite3_bind_parameter_index(st, name);
+		if (idx == 0)
+			continue; /* not used by this statement */
+		if (bind_one(st, idx, &params[i]) != SQLITE_OK)
+			return sq_err(c, h);
+	}
+	return DB_OK;
+}
+
+static int add_column(struct db_res *r, sqlite3_stmt *st, int col)
+{
+	int type = sqlite3_column_type(st, col);
+	const char *v;
+
+	if (type == SQLITE_NULL)
+		return db_res_add_cell(r, NULL, 0);
+	if (type == SQLITE_BLOB) {
+		v = sqlite3_column_blob(st, col);
+		return db_res_add_cell(r, v != NULL ? v : "",
+				       (size_t)sqlite3_column_bytes(st, col));
+	}
+	v = (const char *)sqlite3_column_text(st, col);
+	if (v == NULL)
+		return DB_ERR; /* out of memory converting */
+	return db_res_add_cell(r, v, (size_t)sqlite3_column_bytes(st, col));
+}
+
+static int collect_row(struct db_conn *c, struct db_res *r, sqlite3_stmt *st)
+{
+	for (int i = 0; i < r->ncols; i++)
+		if (add_column(r, st, i) != DB_OK)
+			return db_set_err(c, DB_ERR, "out of memory");
+	db_res_end_row(r);
+	return DB_OK;
+}
+
+static int new_res(struct db_conn *c, sqlite3_stmt *st, struct db_res **out)
+{
+	int ncols = sqlite3_column_count(st);
+	struct db_res *r = db_res_new(DB_ENGINE_SQLITE, ncols);
+
+	if (r == NULL)
+		return db_set_err(c, DB_ERR, "out of memory");
+	for (int i = 0; i < ncols; i++) {
+		if (db_res_set_colname(r, i, sqlite3_column_name(st, i)) != DB_OK) {
+			db_res_free(r);
+			return db_set_err(c, DB_ERR, "out of memory");
+		}
+	}
+	*out = r;
+	return DB_OK;
+}
+
+static int sq_exec(struct db_conn *c, const char *sql, const struct db_param *params,
+		   int nparams, struct db_res **out, int64_t *affected)
+{
+	struct sqlite_conn *sc = c->impl;
+	sqlite3_stmt *st = NULL;
+	struct db_res *r = NULL;
+	int rc = stmt_get(c, sc, sql, &st);
+	int step = SQLITE_DONE;
+
+	if (rc != DB_OK)
+		return rc;
+	rc = bind_params(c, sc->h, st, params, nparams);
+	if (rc == DB_OK && out != NULL)
+		rc = new_res(c, st, &r);
+	while (rc == DB_OK && (step = sqlite3_step(st)) == SQLITE_ROW)
+		if (r != NULL)
+			rc = collect_row(c, r, st);
+	if (rc == DB_OK && step != SQLITE_DONE)
+		rc = sq_err(c, sc->h);
+	if (rc == DB_OK && affected != NULL)
+		*affected = sqlite3_stmt_readonly(st) ? 0 : sqlite3_changes64(sc->h);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc == DB_OK && out != NULL) {
+		*out = r;
+		r = NULL;
+	}
+	db_res_free(r);
+	return rc;
+}
+
+static int sq_exec_script(struct db_conn *c, const char *sql)
+{
+	struct sqlite_conn *sc = c->impl;
+	char *msg = NULL;
+	int rc;
+
+	if (sqlite3_exec(sc->h, sql, NULL, NULL, &msg) == SQLITE_OK)
+		return DB_OK;
+	rc = db_set_err(c, map_sqlite_rc(sqlite3_extended_errcode(sc->h)), "%s",
+			msg != NULL ? msg : sqlite3_errmsg(sc->h));
+	sqlite3_free(msg);
+	return rc;
+}
+
+static int sq_begin(struct db_conn *c, bool write)
+{
+	return sq_exec_script(c, write ? "BEGIN IMMEDIATE" : "BEGIN");
+}
+
+static int sq_lock_xact(struct db_conn *c, int64_t key)
+{
+	(void)c;
+	(void)key;
+	return DB_OK; /* BEGIN IMMEDIATE already excludes other writers */
+}
+
+static bool sq_in_tx(struct db_conn *c)
+{
+	struct sqlite_conn *sc = c->impl;
+
+	return sc != NULL && sqlite3_get_autocommit(sc->h) == 0;
+}
+
+const struct db_ops db_ops_sqlite = {
+	.engine = DB_ENGINE_SQLITE,
+	.name = "sqlite",
+	.connect = sq_connect,
+	.disconnect = sq_disconnect,
+	.exec = sq_exec,
+	.exec_script = sq_exec_script,
+	.begin = sq_begin,
+	.lock_xact = sq_lock_xact,
+	.in_tx = sq_in_tx,
+};

@@ -1,0 +1,209 @@
+#!/usr/bin/env bash
+# run_all.sh - run every test PyTake has, against SQLite and PostgreSQL.
+#
+# Uses the build in ${PYTAKE_BUILD_DIR:-build} (relative to the repo root or
+# absolute). Starts its own throwaway PostgreSQL and Redis on free loopback
+# ports, stops them (by PID) on exit, runs:
+#   1. every unit test binary <build>/tests/unit/test_* (cmocka)
+#   2. the black-box suite tests/integration/run.py with
+#      PYTAKE_TEST_ENGINE=sqlite, then =postgresql
+# and ends with exactly one line "N passed, M failed" over everything.
+# Exit status: 1 when anything failed or a suite could not run, else 0.
+#
+# Environment: UNIT_TIMEOUT (300 s per unit binary), INTEGRATION_TIMEOUT
+# (1800 s per engine), PYTAKE_TEST_ENGINES ("sqlite postgresql").
+set -uo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT" || exit 1
+
+BUILD_DIR="${PYTAKE_BUILD_DIR:-build}"
+case "$BUILD_DIR" in
+/*) ;;
+*) BUILD_DIR="$ROOT/$BUILD_DIR" ;;
+esac
+export PYTAKE_BUILD_DIR="$BUILD_DIR"
+UNIT_TIMEOUT="${UNIT_TIMEOUT:-300}"
+INTEGRATION_TIMEOUT="${INTEGRATION_TIMEOUT:-1800}"
+ENGINES="${PYTAKE_TEST_ENGINES:-sqlite postgresql}"
+
+TOTAL_PASSED=0
+TOTAL_FAILED=0
+BROKEN=0          # suites that could not run at all
+RUN_TMP="$(mktemp -d /tmp/pytake-tests.XXXXXX)"
+
+# shellcheck source=lib/pg.sh
+source "$ROOT/tests/lib/pg.sh"
+# shellcheck source=lib/redis.sh
+source "$ROOT/tests/lib/redis.sh"
+
+cleanup() {
+	pg_stop
+	redis_stop
+	rm -rf "$RUN_TMP"
+}
+CHILD_PID=""
+TAIL_PID=""
+on_signal() {
+	echo "run_all.sh: interrupted, stopping what it started" >&2
+	[[ -n "$CHILD_PID" ]] && kill -TERM "$CHILD_PID" 2>/dev/null
+	[[ -n "$CHILD_PID" ]] && wait "$CHILD_PID" 2>/dev/null
+	[[ -n "$TAIL_PID" ]] && kill -TERM "$TAIL_PID" 2>/dev/null
+	exit 130
+}
+
+# Run a command in the background and wait for it, so a signal to this
+# script is handled at once (bash defers traps while a foreground child
+# runs). Sets RC.
+run_child() {
+	"$@" &
+	CHILD_PID=$!
+	wait "$CHILD_PID"
+	RC=$?
+	CHILD_PID=""
+}
+trap cleanup EXIT
+trap on_signal INT TERM
+
+say() { printf '%s\n' "$*"; }
+count() {
+	TOTAL_PASSED=$((TOTAL_PASSED + $1))
+	TOTAL_FAILED=$((TOTAL_FAILED + $2))
+}
+broken() {
+	say "!! $1"
+	BROKEN=$((BROKEN + 1))
+	count 0 1
+}
+
+# Sum cmocka's summary lines ("[  PASSED  ] N test(s)." and
+# "[  FAILED  ] M test(s)") over every group in one output file.
+# Prints "passed failed groups".
+parse_cmocka() {
+	awk '
+		/^\[  PASSED  \] [0-9]+ test/ { p += $4; g++ }
+		/^\[  FAILED  \] [0-9]+ test/ { f += $4 }
+		END { printf "%d %d %d\n", p, f, g }
+	' "$1"
+}
+
+run_unit_tests() {
+	local bin name out rc passed failed groups
+	local found=0
+	say "== unit tests ($BUILD_DIR/tests/unit)"
+	for bin in "$BUILD_DIR"/tests/unit/test_*; do
+		[[ -f "$bin" && -x "$bin" ]] || continue
+		found=1
+		name="$(basename "$bin")"
+		out="$RUN_TMP/$name.out"
+		run_child env -u CMOCKA_MESSAGE_OUTPUT -u CMOCKA_XML_FILE \
+			timeout -k 10 "$UNIT_TIMEOUT" "$bin" >"$out" 2>&1 </dev/null
+		rc=$RC
+		read -r passed failed groups < <(parse_cmocka "$out")
+		if ((groups == 0)); then
+			# No summary: crashed, aborted or not a cmocka binary.
+			failed=$((failed > 0 ? failed : 1))
+		elif ((rc != 0 && failed == 0)); then
+			# A summary but a bad exit (crash after the summary,
+			# sanitizer report at exit, timeout): count it.
+			failed=1
+		fi
+		count "$passed" "$failed"
+		if ((failed > 0)); then
+			say "---- $name (exit $rc) output:"
+			cat "$out"
+			say "---- end of $name"
+			say "FAIL unit $name: $passed passed, $failed failed (exit $rc)"
+		else
+			say "ok   unit $name: $passed passed, $failed failed"
+		fi
+	done
+	if ((found == 0)); then
+		say "   (no unit test binaries found)"
+	fi
+}
+
+# Run tests/integration/run.py for one engine; its last
+# "N passed, M failed" line is the suite's result.
+run_integration() {
+	local engine="$1" out rc line passed failed
+	out="$RUN_TMP/integration-$engine.out"
+	say "== black-box tests, engine $engine"
+	: >"$out"
+	env PYTAKE_TEST_ENGINE="$engine" timeout -k 10 "$INTEGRATION_TIMEOUT" \
+		python3 -u "$ROOT/tests/integration/run.py" >"$out" 2>&1 </dev/null &
+	CHILD_PID=$!
+	# Show the suite's output, indented, as it goes; tail ends by itself
+	# (after printing the rest) once the suite's process is gone.
+	tail -n +1 -s 0.2 -f --pid="$CHILD_PID" "$out" | sed -u 's/^/   /' &
+	TAIL_PID=$!
+	wait "$CHILD_PID"
+	rc=$?
+	CHILD_PID=""
+	wait "$TAIL_PID" 2>/dev/null
+	TAIL_PID=""
+	line="$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$out" | tail -n 1)"
+	if [[ -z "$line" ]]; then
+		broken "integration ($engine): no summary line (exit $rc)"
+		return
+	fi
+	passed="$(sed -E 's/^([0-9]+) passed.*/\1/' <<<"$line")"
+	failed="$(sed -E 's/^[0-9]+ passed, ([0-9]+) failed.*/\1/' <<<"$line")"
+	if ((rc != 0 && failed == 0)); then
+		failed=1
+	fi
+	count "$passed" "$failed"
+	if ((failed > 0)); then
+		say "FAIL integration ($engine): $line"
+	else
+		say "ok   integration ($engine): $line"
+	fi
+}
+
+main() {
+	local engine services_ok=1
+	if [[ ! -x "$BUILD_DIR/pytake" ]]; then
+		say "!! $BUILD_DIR/pytake not found: build first (make build)"
+		BROKEN=$((BROKEN + 1))
+		count 0 1
+	fi
+
+	say "== starting throwaway PostgreSQL and Redis"
+	if ! pg_start; then
+		broken "PostgreSQL could not start"
+		services_ok=0
+	else
+		say "   PostgreSQL pid $PG_PID on 127.0.0.1:$PG_PORT"
+	fi
+	if ! redis_start; then
+		broken "Redis could not start"
+		services_ok=0
+	else
+		say "   Redis pid $REDIS_PID on 127.0.0.1:$REDIS_PORT"
+	fi
+
+	run_unit_tests
+
+	if [[ -x "$BUILD_DIR/pytake" ]]; then
+		for engine in $ENGINES; do
+			if [[ "$engine" == postgresql && $services_ok -eq 0 ]]; then
+				broken "integration (postgresql): skipped, services did not start"
+				continue
+			fi
+			run_integration "$engine"
+		done
+	fi
+
+	say "== done"
+	if ((BROKEN > 0)); then
+		say "   $BROKEN suite(s) could not run"
+	fi
+	say "$TOTAL_PASSED passed, $TOTAL_FAILED failed"
+	if ((TOTAL_FAILED > 0 || BROKEN > 0)); then
+		return 1
+	fi
+	return 0
+}
+
+main
+exit $?

@@ -1,0 +1,709 @@
+/* Unit tests for db: the same cases run against SQLite (a temp file) and,
+ * when PYTAKE_TEST_PG_URL names a superuser URL of a running server, against
+ * PostgreSQL in a fresh database created and dropped here. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <pthread.h>
+#include <unistd.h>
+
+#include "core/timeutil.h"
+#include "db/db.h"
+#include "db/db_impl.h"
+#include "db/migrate.h"
+
+/* ---- a throwaway database per engine ---- */
+
+struct tdb {
+	enum db_engine engine;
+	struct db *db;
+	char url[512];
+	char dir[64];       /* SQLite: temp directory */
+	char pgname[64];    /* PostgreSQL: database name */
+	const char *admin;  /* PostgreSQL: superuser URL */
+};
+
+static int admin_exec(const char *admin, const char *sql)
+{
+	struct db_options o = { .pool_size = 1 };
+	char err[256];
+	struct db *a = NULL;
+	struct db_conn *c;
+	int rc = -1;
+
+	if (db_open(admin, &o, &a, err, sizeof err) != 0) {
+		fprintf(stderr, "admin connect: %s\n", err);
+		return -1;
+	}
+	c = db_acquire(a);
+	if (c != NULL) {
+		rc = db_exec_script(c, sql);
+		if (rc != DB_OK)
+			fprintf(stderr, "admin: %s\n", db_errmsg(c));
+	}
+	db_release(a, c);
+	db_close(a);
+	return rc;
+}
+
+/* admin URL with its database replaced by name. */
+static int pg_url_for(const char *admin, const char *name, char *out, size_t len)
+{
+	const char *auth = strstr(admin, "://");
+	const char *slash = auth != NULL ? strchr(auth + 3, '/') : NULL;
+	const char *query = strchr(admin, '?');
+	size_t host_len = slash != NULL ? (size_t)(slash - admin)
+			  : query != NULL ? (size_t)(query - admin) : strlen(admin);
+	int n = snprintf(out, len, "%.*s/%s%s", (int)host_len, admin, name,
+			 query != NULL ? query : "");
+
+	return n > 0 && (size_t)n < len ? 0 : -1;
+}
+
+static int tdb_create(struct tdb *t, enum db_engine engine, int pool)
+{
+	static int seq;
+	struct db_options o = { .pool_size = pool, .acquire_timeout_ms = 5000 };
+	char err[512], sql[160];
+
+	memset(t, 0, sizeof *t);
+	t->engine = engine;
+	if (engine == DB_ENGINE_SQLITE) {
+		snprintf(t->dir, sizeof t->dir, "/tmp/pytake-test-db-XXXXXX");
+		if (mkdtemp(t->dir) == NULL)
+			return -1;
+		snprintf(t->url, sizeof t->url, "sqlite:%s/t.db", t->dir);
+	} else {
+		t->admin = getenv("PYTAKE_TEST_PG_URL");
+		snprintf(t->pgname, sizeof t->pgname, "t_%d_%d_%lld", (int)getpid(), ++seq,
+			 (long long)(time_mono_us() % 1000000));
+		snprintf(sql, sizeof sql, "CREATE DATABASE %s", t->pgname);
+		if (admin_exec(t->admin, sql) != 0 ||
+		    pg_url_for(t->admin, t->pgname, t->url, sizeof t->url) != 0)
+			return -1;
+	}
+	if (db_open(t->url, &o, &t->db, err, sizeof err) != 0) {
+		fprintf(stderr, "db_open %s: %s\n", t->url, err);
+		return -1;
+	}
+	return 0;
+}
+
+static void tdb_destroy(struct tdb *t)
+{
+	char path[128], sql[160];
+	static const char *const suffix[] = { "", "-wal", "-shm" };
+
+	db_close(t->db);
+	t->db = NULL;
+	if (t->engine == DB_ENGINE_SQLITE && t->dir[0] != '\0') {
+		for (size_t i = 0; i < 3; i++) {
+			snprintf(path, sizeof path, "%s/t.db%s", t->dir, suffix[i]);
+			unlink(path);
+		}
+		rmdir(t->dir);
+	} else if (t->engine == DB_ENGINE_PG && t->pgname[0] != '\0') {
+		snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", t->pgname);
+		(void)admin_exec(t->admin, sql);
+	}
+}
+
+/* ---- fixtures ---- */
+
+static const char schema[] =
+	"DROP TABLE IF EXISTS child;\n"
+	"DROP TABLE IF EXISTS parent;\n"
+	"DROP TABLE IF EXISTS vals;\n"
+	"CREATE TABLE parent (id BIGINT PRIMARY KEY, name TEXT NOT NULL UNIQUE,\n"
+	"  qty BIGINT NOT NULL DEFAULT 0 CHECK (qty >= 0)) STRICT;\n"
+	"CREATE TABLE child (id BIGINT PRIMARY KEY,\n"
+	"  parent_id BIGINT NOT NULL REFERENCES parent (id)) STRICT;\n"
+	"CREATE TABLE vals (id BIGINT PRIMARY KEY, t TEXT, i BIGINT, b BOOLEAN,\n"
+	"  m NUMERIC(18,6), bl BYTEA, u UUID) STRICT;\n";
+
+static int group_setup_sqlite(void **state)
+{
+	struct tdb *t = calloc(1, sizeof *t);
+
+	if (t == NULL || tdb_create(t, DB_ENGINE_SQLITE, 4) != 0)
+		return -1;
+	*state = t;
+	return 0;
+}
+
+static int group_setup_pg(void **state)
+{
+	struct tdb *t = calloc(1, sizeof *t);
+
+	if (t == NULL || tdb_create(t, DB_ENGINE_PG, 4) != 0)
+		return -1;
+	*state = t;
+	return 0;
+}
+
+static int group_teardown(void **state)
+{
+	struct tdb *t = *state;
+
+	tdb_destroy(t);
+	free(t);
+	return 0;
+}
+
+/* Fresh tables before each case. */
+static int reset_tables(void **state)
+{
+	struct tdb *t = *state;
+	struct db_conn *c = db_acquire(t->db);
+	char *sql = migrate_sql_for(schema, t->engine);
+	int rc = c != NULL && sql != NULL ? db_exec_script(c, sql) : -1;
+
+	if (rc != 0)
+		fprintf(stderr, "reset: %s\n", db_errmsg(c));
+	free(sql);
+	db_release(t->db, c);
+	return rc == 0 ? 0 : -1;
+}
+
+static int64_t count_rows(struct db *db, const char *table)
+{
+	char sql[96];
+	struct db_res *r = NULL;
+	struct db_conn *c = db_acquire(db);
+	int64_t n = -1;
+
+	snprintf(sql, sizeof sql, "SELECT COUNT(*) FROM %s", table);
+	if (c != NULL && db_exec(c, sql, NULL, 0, &r, NULL) == DB_OK)
+		n = db_get_int(r, 0, 0);
+	db_res_free(r);
+	db_release(db, c);
+	return n;
+}
+
+static void insert_parent(struct db_conn *c, int64_t id, const char *name, int want)
+{
+	struct db_param p[] = { DBP_INT(id), DBP_TEXT(name) };
+
+	assert_int_equal(db_exec(c, "INSERT INTO parent (id, name) VALUES ($1, $2)", p, 2,
+				 NULL, NULL), want);
+}
+
+/* ---- cases ---- */
+
+struct val_case {
+	int64_t id;
+	struct db_param t, i, b, m, bl, u;
+	const char *want_t;
+	size_t want_bl_len;
+};
+
+
+static void check_val_row(const struct db_res *r, const struct val_case *vc)
+{
+	if (vc->want_t == NULL)
+		assert_true(db_isnull(r, 0, 0));
+	else
+		assert_string_equal(db_get_text(r, 0, 0), vc->want_t);
+	assert_int_equal(db_isnull(r, 0, 1), vc->i.type == DB_NULL);
+	assert_true(db_get_int(r, 0, 1) == (vc->i.type == DB_NULL ? 0 : vc->i.i));
+	assert_int_equal(db_isnull(r, 0, 2), vc->b.type == DB_NULL);
+	assert_int_equal(db_get_bool(r, 0, 2), vc->b.type != DB_NULL && vc->b.i != 0);
+	assert_int_equal(db_isnull(r, 0, 3), vc->m.type == DB_NULL);
+	assert_true(db_get_money(r, 0, 3) == (vc->m.type == DB_NULL ? 0 : vc->m.i));
+	assert_int_equal(db_isnull(r, 0, 4), vc->bl.type == DB_NULL);
+	if (vc->bl.type != DB_NULL) {
+		assert_int_equal(db_get_len(r, 0, 4), vc->want_bl_len);
+		assert_memory_equal(db_get_text(r, 0, 4), vc->bl.s, vc->want_bl_len);
+	}
+	if (vc->u.type != DB_NULL)
+		assert_string_equal(db_get_text(r, 0, 5), vc->u.s);
+}
+
+static void test_param_roundtrip(void **state)
+{
+	struct tdb *t = *state;
+	const struct val_case val_cases[] = {
+		{ 1, DBP_TEXT("h\xc3\xa9llo 'sq' \"dq\" $1"), DBP_INT(INT64_MAX), DBP_BOOL(true),
+		  DBP_MONEY(12500000), DBP_BLOB("\0\1\2\xff", 4),
+		  DBP_TEXT("0190f5b2-7c1e-7abc-8def-0123456789ab"), "h\xc3\xa9llo 'sq' \"dq\" $1", 4 },
+		{ 2, DBP_TEXTN("abcdef", 3), DBP_INT(INT64_MIN), DBP_BOOL(false), DBP_MONEY(-100),
+		  DBP_BLOB("", 0), DBP_NULL, "abc", 0 },
+		{ 3, DBP_TEXT(""), DBP_INT(0), DBP_BOOL(true), DBP_MONEY(999999999999999999LL),
+		  DBP_NULL, DBP_NULL, "", 0 },
+		{ 4, DBP_NULL, DBP_NULL, DBP_NULL, DBP_MONEY(-999999999999999999LL), DBP_NULL,
+		  DBP_NULL, NULL, 0 },
+		{ 5, DBP_TEXT(NULL), DBP_INT(-1), DBP_BOOL(false), DBP_MONEY(1), DBP_NULL,
+		  DBP_NULL, NULL, 0 },
+		{ 6, DBP_NULL, DBP_NULL, DBP_NULL, DBP_NULL, DBP_NULL, DBP_NULL, NULL, 0 },
+	};
+	struct db_conn *c = db_acquire(t->db);
+
+	assert_non_null(c);
+	for (size_t k = 0; k < sizeof val_cases / sizeof val_cases[0]; k++) {
+		const struct val_case *vc = &val_cases[k];
+		struct db_param p[] = { DBP_INT(vc->id), vc->t, vc->i, vc->b, vc->m, vc->bl, vc->u };
+		struct db_param q = DBP_INT(vc->id);
+		struct db_res *r = NULL;
+		int64_t aff = -1;
+		assert_int_equal(db_exec(c, "INSERT INTO vals (id, t, i, b, m, bl, u) VALUES "
+					 "($1, $2, $3, $4, $5, $6, $7)", p, 7, NULL, &aff), DB_OK);
+		assert_int_equal(aff, 1);
+		assert_int_equal(db_exec(c, "SELECT t, i, b, m, bl, u FROM vals WHERE id = $1",
+					 &q, 1, &r, NULL), DB_OK);
+		assert_int_equal(db_rows(r), 1);
+		assert_int_equal(db_cols(r), 6);
+		check_val_row(r, vc);
+		db_res_free(r);
+	}
+	db_release(t->db, c);
+}
+
+static void test_money_compare_in_sql(void **state)
+{
+	struct tdb *t = *state;
+	struct db_conn *c = db_acquire(t->db);
+	struct db_param p[] = { DBP_INT(1), DBP_MONEY(12500000) };
+	struct db_param q[] = { DBP_MONEY(12500000), DBP_MONEY(2500000) };
+	struct db_res *r = NULL;
+
+	assert_int_equal(db_exec(c, "INSERT INTO vals (id, m) VALUES ($1, $2)", p, 2, NULL,
+				 NULL), DB_OK);
+	/* A money parameter compares and adds exactly on both engines. */
+	assert_int_equal(db_exec(c, "SELECT m + $2, m = $1 FROM vals WHERE m = $1", q, 2, &r,
+				 NULL), DB_OK);
+	assert_int_equal(db_rows(r), 1);
+	assert_true(db_get_money(r, 0, 0) == 15000000);
+	assert_true(db_get_bool(r, 0, 1));
+	db_res_free(r);
+	db_release(t->db, c);
+}
+
+static void test_colnames(void **state)
+{
+	struct tdb *t = *state;
+	struct db_conn *c = db_acquire(t->db);
+	struct db_res *r = NULL;
+
+	insert_parent(c, 1, "one", DB_OK);
+	insert_parent(c, 2, "two", DB_OK);
+	assert_int_equal(db_exec(c, "SELECT id, name AS label FROM parent ORDER BY id", NULL,
+				 0, &r, NULL), DB_OK);
+	assert_int_equal(db_rows(r), 2);
+	assert_string_equal(db_colname(r, 0), "id");
+	assert_string_equal(db_colname(r, 1), "label");
+	assert_null(db_colname(r, 2));
+	assert_string_equal(db_get_text(r, 1, 1), "two");
+	assert_null(db_get_text(r, 2, 0)); /* out of range */
+	db_res_free(r);
+	db_release(t->db, c);
+}
+
+static void test_conflict_fk_check(void **state)
+{
+	struct tdb *t = *state;
+	struct db_conn *c = db_acquire(t->db);
+	struct db_param child_bad[] = { DBP_INT(1), DBP_INT(999) };
+	struct db_param neg[] = { DBP_INT(5), DBP_TEXT("neg"), DBP_INT(-1) };
+	struct db_param null_name[] = { DBP_INT(6), DBP_NULL };
+
+	insert_parent(c, 1, "a", DB_OK);
+	insert_parent(c, 2, "a", DB_ERR_CONFLICT); /* unique */
+	assert_true(strlen(db_errmsg(c)) > 0);
+	insert_parent(c, 1, "b", DB_ERR_CONFLICT); /* primary key */
+	assert_int_equal(db_exec(c, "INSERT INTO child (id, parent_id) VALUES ($1, $2)",
+				 child_bad, 2, NULL, NULL), DB_ERR_FK);
+	assert_int_equal(db_exec(c, "INSERT INTO parent (id, name, qty) VALUES ($1, $2, $3)",
+				 neg, 3, NULL, NULL), DB_ERR_CHECK);
+	assert_int_equal(db_exec(c, "INSERT INTO parent (id, name) VALUES ($1, $2)",
+				 null_name, 2, NULL, NULL), DB_ERR_CHECK);
+	/* The connection is still fine afterwards. */
+	insert_parent(c, 3, "c", DB_OK);
+	db_release(t->db, c);
+	assert_int_equal(count_rows(t->db, "parent"), 2);
+}
+
+static void test_errors(void **state)
+{
+	struct tdb *t = *state;
+	struct db_conn *c = db_acquire(t->db);
+	struct db_param one = DBP_INT(1);
+	struct db_res *r = NULL;
+
+	assert_int_equal(db_exec(c, "SELEKT 1", NULL, 0, NULL, NULL), DB_ERR);
+	assert_true(strlen(db_errmsg(c)) > 0);
+	assert_int_equal(db_exec(c, "SELECT * FROM no_such_table", NULL, 0, &r, NULL), DB_ERR);
+	assert_null(r);
+	assert_int_equal(db_exec(c, "SELECT id FROM parent WHERE id = $1 OR id = $2", &one,
+				 1, NULL, NULL), DB_ERR);
+	assert_int_equal(db_exec(c, "SELECT 1", NULL, 0, NULL, NULL), DB_OK);
+	db_release(t->db, c);
+}
+
+static void test_affected(void **state)
+{
+	struct tdb *t = *state;
+	struct db_conn *c = db_acquire(t->db);
+	struct db_param big = DBP_INT(100);
+	int64_t aff = -1;
+
+	insert_parent(c, 1, "a", DB_OK);
+	insert_parent(c, 2, "b", DB_OK);
+	insert_parent(c, 3, "c", DB_OK);
+	assert_int_equal(db_exec(c, "UPDATE parent SET qty = qty + 1", NULL, 0, NULL, &aff),
+			 DB_OK);
+	assert_int_equal(aff, 3);
+	assert_int_equal(db_exec(c, "DELETE FROM parent WHERE id > $1", &big, 1, NULL, &aff),
+			 DB_OK);
+	assert_int_equal(aff, 0);
+	assert_int_equal(db_exec(c, "SELECT id FROM parent", NULL, 0, NULL, &aff), DB_OK);
+	assert_int_equal(aff, 0);
+	assert_int_equal(db_exec(c, "DELETE FROM parent WHERE id < 3", NULL, 0, NULL, &aff),
+			 DB_OK);
+	assert_int_equal(aff, 2);
+	db_release(t->db, c);
+}
+
+struct tx_ctx {
+	int calls;
+	int fail_times;   /* return DB_ERR_RETRY this many times */
+	int ret;          /* then return this */
+	int64_t next_id;
+};
+
+static int tx_insert(struct db_conn *c, void *arg)
+{
+	struct tx_ctx *x = arg;
+	char name[32];
+	int64_t id = x->next_id++;
+	int rc;
+
+	x->calls++;
+	snprintf(name, sizeof name, "row%lld", (long long)id);
+	struct db_param p[] = { DBP_INT(id), DBP_TEXT(name) };
+	rc = db_exec(c, "INSERT INTO parent (id, name) VALUES ($1, $2)", p, 2, NULL, NULL);
+	if (rc != DB_OK)
+		return rc;
+	if (x->calls <= x->fail_times)
+		return DB_ERR_RETRY;
+	return x->ret;
+}
+
+static void test_tx_commit_rollback(void **state)
+{
+	struct tdb *t = *state;
+	struct tx_ctx commit = { .next_id = 1 }, mine = { .ret = 7, .next_id = 10 };
+	struct tx_ctx dup = { .ret = 0, .next_id = 1 };
+
+	assert_int_equal(db_tx(t->db, true, tx_insert, &commit), DB_OK);
+	assert_int_equal(count_rows(t->db, "parent"), 1);
+	/* fn's own positive code rolls back and comes back as-is. */
+	assert_int_equal(db_tx(t->db, true, tx_insert, &mine), 7);
+	assert_int_equal(mine.calls, 1);
+	assert_int_equal(count_rows(t->db, "parent"), 1);
+	/* A constraint error is not retried. */
+	assert_int_equal(db_tx(t->db, false, tx_insert, &dup), DB_ERR_CONFLICT);
+	assert_int_equal(dup.calls, 1);
+	assert_int_equal(count_rows(t->db, "parent"), 1);
+}
+
+static void test_tx_retry(void **state)
+{
+	struct tdb *t = *state;
+	struct tx_ctx x = { .fail_times = 2, .next_id = 1 };
+	struct tx_ctx always = { .fail_times = 1000, .next_id = 100 };
+	uint64_t before = db_tx_retries(t->db);
+
+	assert_int_equal(db_tx(t->db, true, tx_insert, &x), DB_OK);
+	assert_int_equal(x.calls, 3);
+	assert_true(db_tx_retries(t->db) - before == 2);
+	/* The rolled-back attempts left nothing behind. */
+	assert_int_equal(count_rows(t->db, "parent"), 1);
+
+	int64_t t0 = time_mono_us();
+	assert_int_equal(db_tx(t->db, true, tx_insert, &always), DB_ERR_RETRY);
+	assert_int_equal(always.calls, 8);
+	assert_true(db_tx_retries(t->db) - before == 2 + 7);
+	assert_true(time_mono_us() - t0 < 3000000);
+	assert_int_equal(count_rows(t->db, "parent"), 1);
+}
+
+static void test_release_rolls_back(void **state)
+{
+	struct tdb *t = *state;
+	struct db_conn *c = db_acquire(t->db);
+
+	assert_int_equal(db_exec_script(c, "BEGIN"), DB_OK);
+	insert_parent(c, 1, "a", DB_OK);
+	db_release(t->db, c); /* forgot to commit */
+	assert_int_equal(count_rows(t->db, "parent"), 0);
+}
+
+static void test_pool_timeout(void **state)
+{
+	struct tdb *t = *state;
+	struct db_options o = { .pool_size = 1, .acquire_timeout_ms = 100 };
+	struct db_pool_stats st;
+	struct db *db = NULL;
+	char err[256];
+
+	assert_int_equal(db_open(t->url, &o, &db, err, sizeof err), 0);
+	struct db_conn *c1 = db_acquire(db);
+	assert_non_null(c1);
+	int64_t t0 = time_mono_us();
+	assert_null(db_acquire(db));
+	assert_true(time_mono_us() - t0 >= 90000);
+	assert_int_equal(db_tx(db, false, tx_insert, &(struct tx_ctx){ .next_id = 1 }),
+			 DB_ERR_UNAVAILABLE);
+	db_pool_stats(db, &st);
+	assert_int_equal(st.size, 1);
+	assert_int_equal(st.in_use, 1);
+	assert_int_equal(st.waiting, 0);
+	assert_true(st.timeouts == 2);
+	assert_true(st.acquired == 1);
+	db_release(db, c1);
+	struct db_conn *c2 = db_acquire(db);
+	assert_ptr_equal(c2, c1);
+	db_release(db, c2);
+	db_pool_stats(db, &st);
+	assert_int_equal(st.in_use, 0);
+	assert_true(st.acquired == 2);
+	db_close(db);
+}
+
+static void test_ping_and_names(void **state)
+{
+	struct tdb *t = *state;
+
+	assert_int_equal(db_ping(t->db), DB_OK);
+	assert_int_equal(db_engine(t->db), t->engine);
+	assert_string_equal(db_engine_name(t->db),
+			    t->engine == DB_ENGINE_PG ? "postgresql" : "sqlite");
+}
+
+/* Two writers: the second one's BEGIN IMMEDIATE is busy -> DB_ERR_RETRY, and
+ * db_tx gives up after its bounded retries. */
+static void test_sqlite_busy(void **state)
+{
+	struct tdb *t = *state;
+	struct db_options o = { .pool_size = 1, .busy_timeout_ms = 1 };
+	struct tx_ctx x = { .next_id = 1 };
+	struct db *other = NULL;
+	char err[256];
+
+	if (t->engine != DB_ENGINE_SQLITE)
+		skip();
+	struct db_conn *c = db_acquire(t->db);
+	assert_int_equal(db_exec_script(c, "BEGIN IMMEDIATE"), DB_OK);
+	assert_int_equal(db_open(t->url, &o, &other, err, sizeof err), 0);
+	struct db_conn *c2 = db_acquire(other);
+	assert_int_equal(db_exec_script(c2, "BEGIN IMMEDIATE"), DB_ERR_RETRY);
+	db_release(other, c2);
+	assert_int_equal(db_tx(other, true, tx_insert, &x), DB_ERR_RETRY);
+	assert_int_equal(x.calls, 0); /* never got past BEGIN */
+	assert_true(db_tx_retries(other) == 7);
+	assert_int_equal(db_exec_script(c, "COMMIT"), DB_OK);
+	db_release(t->db, c);
+	assert_int_equal(db_tx(other, true, tx_insert, &x), DB_OK);
+	db_close(other);
+}
+
+/* A real serialization failure: the first attempt reads a row, another
+ * connection updates it and commits, the first then updates it (40001). */
+struct ser_ctx {
+	struct db_conn *other;
+	int calls;
+};
+
+static int tx_serializable(struct db_conn *c, void *arg)
+{
+	struct ser_ctx *x = arg;
+	struct db_res *r = NULL;
+	int rc;
+
+	x->calls++;
+	rc = db_exec_script(c, "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE");
+	if (rc == DB_OK)
+		rc = db_exec(c, "SELECT qty FROM parent WHERE id = 1", NULL, 0, &r, NULL);
+	db_res_free(r);
+	if (rc == DB_OK && x->calls == 1)
+		rc = db_exec(x->other, "UPDATE parent SET qty = qty + 1 WHERE id = 1", NULL, 0,
+			     NULL, NULL);
+	if (rc == DB_OK)
+		rc = db_exec(c, "UPDATE parent SET qty = qty + 10 WHERE id = 1", NULL, 0,
+			     NULL, NULL);
+	return rc;
+}
+
+static void test_pg_serialization_retry(void **state)
+{
+	struct tdb *t = *state;
+	struct db_res *r = NULL;
+
+	if (t->engine != DB_ENGINE_PG)
+		skip();
+	struct ser_ctx x = { .other = db_acquire(t->db) };
+	insert_parent(x.other, 1, "a", DB_OK);
+	uint64_t before = db_tx_retries(t->db);
+	assert_int_equal(db_tx(t->db, true, tx_serializable, &x), DB_OK);
+	assert_int_equal(x.calls, 2);
+	assert_true(db_tx_retries(t->db) - before == 1);
+	assert_int_equal(db_exec(x.other, "SELECT qty FROM parent WHERE id = 1", NULL, 0, &r,
+				 NULL), DB_OK);
+	assert_int_equal(db_get_int(r, 0, 0), 11);
+	db_res_free(r);
+	db_release(t->db, x.other);
+}
+
+/* A backend killed under a pooled connection: the next statement says
+ * UNAVAILABLE and the slot reconnects on its next acquire. */
+static void test_pg_reconnect(void **state)
+{
+	struct tdb *t = *state;
+	struct db_res *r = NULL;
+
+	if (t->engine != DB_ENGINE_PG)
+		skip();
+	struct db_conn *c1 = db_acquire(t->db), *c2 = db_acquire(t->db);
+	assert_int_equal(db_exec(c1, "SELECT pg_backend_pid()", NULL, 0, &r, NULL), DB_OK);
+	struct db_param pid = DBP_INT(db_get_int(r, 0, 0));
+	db_res_free(r);
+	assert_int_equal(db_exec(c2, "SELECT pg_terminate_backend($1::int)", &pid, 1, NULL,
+				 NULL), DB_OK);
+	for (int i = 0; i < 200; i++) { /* wait until it is gone */
+		r = NULL;
+		assert_int_equal(db_exec(c2, "SELECT COUNT(*) FROM pg_stat_activity "
+					 "WHERE pid = $1::int", &pid, 1, &r, NULL), DB_OK);
+		int64_t n = db_get_int(r, 0, 0);
+		db_res_free(r);
+		if (n == 0)
+			break;
+		usleep(10000);
+	}
+	assert_int_equal(db_exec(c1, "SELECT 1", NULL, 0, NULL, NULL), DB_ERR_UNAVAILABLE);
+	db_release(t->db, c1);
+	db_release(t->db, c2);
+	struct db_conn *a = db_acquire(t->db), *b = db_acquire(t->db);
+	assert_non_null(a);
+	assert_non_null(b);
+	assert_int_equal(db_exec(a, "SELECT 1", NULL, 0, NULL, NULL), DB_OK);
+	assert_int_equal(db_exec(b, "SELECT 1", NULL, 0, NULL, NULL), DB_OK);
+	db_release(t->db, a);
+	db_release(t->db, b);
+}
+
+/* ---- engine-independent ---- */
+
+static void test_money_text(void **state)
+{
+	static const struct { const char *s; int ok; int64_t v; } cases[] = {
+		{ "12.500000", 0, 12500000 }, { "-0.000100", 0, -100 }, { "0", 0, 0 },
+		{ "12", 0, 12000000 }, { "1.5", 0, 1500000 }, { "+3.000001", 0, 3000001 },
+		{ ".5", 0, 500000 }, { "-0", 0, 0 },
+		{ "999999999999.999999", 0, 999999999999999999LL },
+		{ "9223372036854.775807", 0, INT64_MAX },
+		{ "-9223372036854.775808", 0, INT64_MIN },
+		{ "9223372036854.775808", -1, 0 }, { "99999999999999999999", -1, 0 },
+		/* half-even past 6 digits */
+		{ "0.0000005", 0, 0 }, { "0.0000015", 0, 2 }, { "0.00000051", 0, 1 },
+		{ "-0.0000025", 0, -2 }, { "1.23456749", 0, 1234567 },
+		{ "", -1, 0 }, { "-", -1, 0 }, { ".", -1, 0 }, { "1.2.3", -1, 0 },
+		{ "abc", -1, 0 }, { "1e5", -1, 0 }, { " 1", -1, 0 }, { "1 ", -1, 0 },
+	};
+	char buf[DB_MONEY_TEXT_LEN];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		int64_t v = 42;
+		int rc = db_money_parse(cases[i].s, &v);
+		if (rc != cases[i].ok || (rc == 0 && v != cases[i].v))
+			fail_msg("db_money_parse(\"%s\") = %d, %lld", cases[i].s, rc, (long long)v);
+	}
+	db_money_format(12500000, buf, sizeof buf);
+	assert_string_equal(buf, "12.500000");
+	db_money_format(-100, buf, sizeof buf);
+	assert_string_equal(buf, "-0.000100");
+	db_money_format(INT64_MIN, buf, sizeof buf);
+	assert_string_equal(buf, "-9223372036854.775808");
+	db_money_format(0, buf, sizeof buf);
+	assert_string_equal(buf, "0.000000");
+}
+
+static void test_open_errors(void **state)
+{
+	struct db *db = (struct db *)1;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(db_open("mysql://x", NULL, &db, err, sizeof err), -1);
+	assert_null(db);
+	assert_non_null(strstr(err, "DATABASE_URL"));
+	assert_int_equal(db_open("sqlite:", NULL, &db, err, sizeof err), -1);
+	assert_int_equal(db_open("sqlite:/nonexistent-dir/a/b.db", NULL, &db, err, sizeof err),
+			 -1);
+	assert_non_null(strstr(err, "sqlite"));
+	assert_int_equal(db_open("postgresql://nobody@127.0.0.1:1/x?connect_timeout=2", NULL,
+				 &db, err, sizeof err), -1);
+	assert_non_null(strstr(err, "postgresql"));
+	db_close(NULL);
+}
+
+static void test_sqlite_memory(void **state)
+{
+	struct db_options o = { .pool_size = 8 };
+	struct db_pool_stats st;
+	struct db *db = NULL;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(db_open("sqlite::memory:", &o, &db, err, sizeof err), 0);
+	db_pool_stats(db, &st);
+	assert_int_equal(st.size, 1); /* one private database per connection */
+	struct db_conn *c = db_acquire(db);
+	assert_int_equal(db_exec_script(c, "CREATE TABLE m (x INTEGER) STRICT;"
+					   "INSERT INTO m VALUES (1)"), DB_OK);
+	db_release(db, c);
+	assert_int_equal(count_rows(db, "m"), 1);
+	db_close(db);
+}
+
+#define ENGINE_CASES                                                          \
+	cmocka_unit_test_setup(test_param_roundtrip, reset_tables),           \
+	cmocka_unit_test_setup(test_money_compare_in_sql, reset_tables),      \
+	cmocka_unit_test_setup(test_colnames, reset_tables),                  \
+	cmocka_unit_test_setup(test_conflict_fk_check, reset_tables),         \
+	cmocka_unit_test_setup(test_errors, reset_tables),                    \
+	cmocka_unit_test_setup(test_affected, reset_tables),                  \
+	cmocka_unit_test_setup(test_tx_commit_rollback, reset_tables),        \
+	cmocka_unit_test_setup(test_tx_retry, reset_tables),                  \
+	cmocka_unit_test_setup(test_release_rolls_back, reset_tables),        \
+	cmocka_unit_test_setup(test_pool_timeout, reset_tables),              \
+	cmocka_unit_test_setup(test_ping_and_names, reset_tables),            \
+	cmocka_unit_test_setup(test_sqlite_busy, reset_tables),               \
+	cmocka_unit_test_setup(test_pg_serialization_retry, reset_tables),    \
+	cmocka_unit_test_setup(test_pg_reconnect, reset_tables)
+
+int main(void)
+{
+	const struct CMUnitTest plain[] = {
+		cmocka_unit_test(test_money_text),
+		cmocka_unit_test(test_open_errors),
+		cmocka_unit_test(test_sqlite_memory),
+	};
+	const struct CMUnitTest sqlite_cases[] = { ENGINE_CASES };
+	const struct CMUnitTest pg_cases[] = { ENGINE_CASES };
+	int failed = 0;
+
+	failed += cmocka_run_group_tests_name("db", plain, NULL, NULL);
+	failed += cmocka_run_group_tests_name("db_sqlite", sqlite_cases, group_setup_sqlite,
+					      group_teardown);
+	if (getenv("PYTAKE_TEST_PG_URL") != NULL)
+		failed += cmocka_run_group_tests_name("db_postgresql", pg_cases, group_setup_pg,
+						      group_teardown);
+	else
+		printf("[  SKIPPED ] db_postgresql: set PYTAKE_TEST_PG_URL to run\n");
+	return failed != 0;
+}
