@@ -58,7 +58,8 @@ bench:
 	PYTAKE_BUILD_DIR=$(RELEASE_DIR) bench/run.sh
 
 # Every fuzz/fuzz_*.c driver built by fuzz/meson.build runs FUZZ_SECONDS on a
-# copy of its seed corpus fuzz/corpus/<name>/; crashes land in fuzz/corpus-out/.
+# copy of its seed corpus fuzz/corpus/<name>/ (or fuzz/corpus/<name without
+# fuzz_>/); crashes land in fuzz/corpus-out/.
 fuzz:
 	@scripts/deps.sh fuzz
 	$(call setup,$(FUZZ_DIR),-Dfuzz=true -Dwerror=false -Db_sanitize=address$(,)undefined -Db_lundef=false -Dc_args=-fsanitize=fuzzer-no-link,CC=clang)
@@ -68,7 +69,8 @@ fuzz:
 		[ -f "$$bin" ] && [ -x "$$bin" ] || continue; \
 		name=$$(basename "$$bin"); ran=$$((ran + 1)); \
 		corpus=$$(mktemp -d /tmp/pytake-fuzz-$$name.XXXXXX); \
-		if [ -d "fuzz/corpus/$$name" ]; then cp -R "fuzz/corpus/$$name/." "$$corpus/"; fi; \
+		seeds="fuzz/corpus/$$name"; [ -d "$$seeds" ] || seeds="fuzz/corpus/$${name#fuzz_}"; \
+		if [ -d "$$seeds" ]; then cp -R "$$seeds/." "$$corpus/"; fi; \
 		echo "== $$name for $(FUZZ_SECONDS)s"; \
 		if UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 "$$bin" \
 			-max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \

@@ -3,6 +3,7 @@
 #ifndef PYTAKE_API_H
 #define PYTAKE_API_H
 #include <stddef.h>
+#include <stdint.h>
 
 #include "http/http.h"
 
@@ -13,5 +14,47 @@ extern const size_t api_routes_count;
 /* ops.c */
 void api_health(struct http_request *req, struct http_response *res);
 void api_ready(struct http_request *req, struct http_response *res);
+
+/* Answer helpers shared by handlers (defined in users.c). */
+struct json_check;
+struct user;
+/* 503 + Retry-After for DB_ERR_UNAVAILABLE / DB_ERR_RETRY, else 500. */
+void api_answer_db_error(struct http_response *res, int rc);
+/* 400 invalid_request when chk has type errors, else 422 validation_error
+ * with the rule errors as details. Releases chk. */
+void api_answer_check(struct http_response *res, struct json_check *chk);
+/* 404 not_found with message what. */
+void api_answer_not_found(struct http_response *res, const char *what);
+/* RFC 3339 string of µs since the epoch; JSON null when us <= 0. New ref. */
+json_t *api_time_json(int64_t us);
+/* A user as the API shows it (never the password hash). New ref. */
+json_t *api_user_json(const struct user *u);
+/* argon2id hash of plain into out; -1 after answering 503 (no free
+ * hashing slot) or 500. */
+int api_hash_password(struct http_response *res, const char *plain, char *out,
+		      size_t outsz);
+
+/* orgs.c: organizations (API.md "Organizations and users"). */
+void api_orgs_me_get(struct http_request *req, struct http_response *res);
+void api_orgs_me_patch(struct http_request *req, struct http_response *res);
+void api_orgs_list(struct http_request *req, struct http_response *res);
+void api_orgs_create(struct http_request *req, struct http_response *res);
+void api_orgs_get(struct http_request *req, struct http_response *res);
+
+/* users.c: users of the caller's organization. */
+void api_users_list(struct http_request *req, struct http_response *res);
+void api_users_create(struct http_request *req, struct http_response *res);
+void api_users_get(struct http_request *req, struct http_response *res);
+void api_users_patch(struct http_request *req, struct http_response *res);
+void api_users_delete(struct http_request *req, struct http_response *res);
+
+/* audit.c: GET /api/v1/audit-logs. */
+void api_audit_list(struct http_request *req, struct http_response *res);
+
+/* auth.c: POST /api/v1/auth/login, /refresh, /logout; GET /api/v1/auth/me. */
+void api_auth_login(struct http_request *req, struct http_response *res);
+void api_auth_refresh(struct http_request *req, struct http_response *res);
+void api_auth_logout(struct http_request *req, struct http_response *res);
+void api_auth_me(struct http_request *req, struct http_response *res);
 
 #endif

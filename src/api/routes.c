@@ -5,5 +5,23 @@
 const struct route api_routes[] = {
 	{ "GET", "/health", api_health, ROLE_NONE, ROUTE_NO_RATE_LIMIT },
 	{ "GET", "/ready", api_ready, ROLE_NONE, ROUTE_NO_RATE_LIMIT },
+	/* auth */
+	{ "POST", "/api/v1/auth/login", api_auth_login, ROLE_NONE, 0 },
+	{ "POST", "/api/v1/auth/refresh", api_auth_refresh, ROLE_NONE, 0 },
+	{ "POST", "/api/v1/auth/logout", api_auth_logout, ROLE_VIEWER, 0 },
+	{ "GET", "/api/v1/auth/me", api_auth_me, ROLE_VIEWER, 0 },
+	/* organizations and users */
+	{ "GET", "/api/v1/organizations/me", api_orgs_me_get, ROLE_VIEWER, 0 },
+	{ "PATCH", "/api/v1/organizations/me", api_orgs_me_patch, ROLE_ORG_ADMIN, 0 },
+	{ "GET", "/api/v1/organizations", api_orgs_list, ROLE_SUPER_ADMIN, 0 },
+	{ "POST", "/api/v1/organizations", api_orgs_create, ROLE_SUPER_ADMIN, 0 },
+	{ "GET", "/api/v1/organizations/{id}", api_orgs_get, ROLE_SUPER_ADMIN, 0 },
+	{ "GET", "/api/v1/users", api_users_list, ROLE_ORG_ADMIN, 0 },
+	{ "POST", "/api/v1/users", api_users_create, ROLE_ORG_ADMIN, 0 },
+	{ "GET", "/api/v1/users/{id}", api_users_get, ROLE_ORG_ADMIN, 0 },
+	{ "PATCH", "/api/v1/users/{id}", api_users_patch, ROLE_ORG_ADMIN, 0 },
+	{ "DELETE", "/api/v1/users/{id}", api_users_delete, ROLE_ORG_ADMIN, 0 },
+	/* audit log */
+	{ "GET", "/api/v1/audit-logs", api_audit_list, ROLE_ORG_ADMIN, 0 },
 };
 const size_t api_routes_count = sizeof api_routes / sizeof api_routes[0];

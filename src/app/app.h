@@ -11,12 +11,16 @@
 #include "db/db.h"
 
 struct http_server;
+struct authn;
 
 struct app {
 	const struct config *cfg;
 	struct db *db;
 	struct http_server *server;
 	int64_t started_at_us;
+	/* authentication state (Redis revocation mirror), set by serve;
+	 * NULL is fine: auth/authn.c then uses the database alone. */
+	struct authn *authn;
 };
 
 /* Open the database pool for cfg (which must outlive app). 0 or -1 with a

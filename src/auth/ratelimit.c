@@ -465,8 +465,10 @@ static void redis_take(struct ratelimit *rl, const char *key, int64_t now_us,
 		fail_open_result(rl, true, out);
 		return;
 	}
-	if (level < 0 || level > bucket_capacity(rl->per_minute))
-		level = level < 0 ? 0 : bucket_capacity(rl->per_minute);
+	if (level < 0)
+		level = 0; /* the script never answers these; stay sane anyway */
+	if (level > bucket_capacity(rl->per_minute))
+		level = bucket_capacity(rl->per_minute);
 	bucket_result(rl->per_minute, level, allowed, out);
 }
 

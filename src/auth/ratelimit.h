@@ -14,8 +14,12 @@
  *
  * Window counter. ratelimit_window_hit() counts events per key in a window
  * that opens at the first event and lasts window_seconds; the count starts
- * again from zero once the window has passed. Login uses it as "5 failures in
- * 15 minutes per email". Window keys and bucket keys are separate namespaces.
+ * again from zero once the window has passed. Window keys and bucket keys are
+ * separate namespaces. Login lock-out ("5 failures in 15 min per email"):
+ *   ratelimit_window_count(rl, "login:<lowercased email>", 900, now, &w);
+ *   if (w.count >= 5) -> 429 too_many_attempts, Retry-After: w.reset_seconds
+ *   else check the password; on failure ratelimit_window_hit(same key),
+ *   on success ratelimit_window_reset(same key).
  *
  * Time. Callers pass now_us (µs since the Unix epoch, normally
  * time_now_us()). Every decision is a function of the stored state and now_us
@@ -41,6 +45,8 @@
  * (result.degraded = true), the failure is counted, the connection dropped,
  * and Redis is not tried again before a backoff (100 ms doubling to 5 s)
  * has passed; meanwhile every call fails open at once without I/O.
+ * Connections are named "pytake-rl" (CLIENT SETNAME). hiredis writes with
+ * write(2): the process must ignore SIGPIPE (pytake serve does).
  *
  * All functions are thread-safe. */
 #ifndef PYTAKE_AUTH_RATELIMIT_H

@@ -23,6 +23,7 @@
 #define RL_REDIS_BACKOFF_MAX_US 5000000LL /* 5 s */
 #define RL_REDIS_DB_MAX 9999
 #define RL_REDIS_SHA_HEX 41
+#define RL_REDIS_CLIENT_NAME "pytake-rl"
 
 /* KEYS[1] bucket; ARGV per_minute, now_us. Returns {allowed, level}. */
 static const char bucket_lua[] =
@@ -274,7 +275,7 @@ static bool reply_ok(const redisReply *rep)
 	return rep && rep->type != REDIS_REPLY_ERROR;
 }
 
-/* AUTH and SELECT on a fresh connection. */
+/* AUTH, SELECT and CLIENT SETNAME on a fresh connection. */
 static int connection_setup(struct rl_redis *r, redisContext *c)
 {
 	redisReply *rep = NULL;
@@ -294,7 +295,12 @@ static int connection_setup(struct rl_redis *r, redisContext *c)
 		rep = redisCommand(c, "SELECT %d", r->addr.db);
 		if (!reply_ok(rep))
 			goto out;
+		freeReplyObject(rep);
 	}
+	/* A name for CLIENT LIST; an error reply (ACL) does not matter. */
+	rep = redisCommand(c, "CLIENT SETNAME " RL_REDIS_CLIENT_NAME);
+	if (!rep)
+		goto out;
 	rc = 0;
 out:
 	if (rep)

@@ -7,6 +7,8 @@
 #include <signal.h>
 
 #include "api/api.h"
+#include "auth/authn.h"
+#include "auth/password.h"
 #include "db/migrate.h"
 #include "http/http.h"
 
@@ -57,6 +59,7 @@ static int start_server(struct app *app, struct http_server **out)
 		.routes = api_routes,
 		.nroutes = api_routes_count,
 		.app = app,
+		.authenticate = authn_authenticate,
 	};
 	char err[512];
 	if (http_server_start(&opt, out, err, sizeof err) != 0) {
@@ -87,6 +90,15 @@ int cmd_serve(int argc, char **argv)
 	int rc = 1;
 	if (ensure_schema(&app) != 0)
 		goto out;
+	if (password_setup(0, PASSWORD_DEFAULT_WAIT_MS) != 0) {
+		cli_fail("cannot initialise libsodium for password hashing");
+		goto out;
+	}
+	char aerr[256];
+	if (authn_new(&cfg, &app.authn, aerr, sizeof aerr) != 0) {
+		cli_fail("%s", aerr);
+		goto out;
+	}
 	if (start_server(&app, &app.server) != 0)
 		goto out;
 	log_event(LOG_INFO, "server started", LF_S("address", cfg.bind_address),
@@ -103,6 +115,8 @@ int cmd_serve(int argc, char **argv)
 	app.server = NULL;
 	rc = 0;
 out:
+	authn_free(app.authn);
+	app.authn = NULL;
 	app_close(&app);
 	if (rc == 0)
 		log_msg(LOG_INFO, "server stopped");

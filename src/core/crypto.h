@@ -16,7 +16,9 @@
  *   another row, or any flipped bit, fails to open.
  *
  * Return convention: 0 (or a length, where documented) on success, -1 on
- * failure. Outputs are written only on success unless documented otherwise. */
+ * failure. On failure a fixed-size output may hold partial data (decoders
+ * stop at the first bad character); never use it. Pointer outputs (char **)
+ * are set only on success. */
 #ifndef PYTAKE_CRYPTO_H
 #define PYTAKE_CRYPTO_H
 #include <stdbool.h>

@@ -195,7 +195,7 @@ static bool put_number(struct line *l, const struct log_field *f)
 	else if (!isfinite(f->d))
 		n = snprintf(num, sizeof num, "null");
 	else
-		n = snprintf(num, sizeof num, "%.6g", f->d);
+		n = snprintf(num, sizeof num, "%.3f", f->d);
 	if (n < 0 || (size_t)n >= sizeof num)
 		return false;
 	return put(l, num, (size_t)n);

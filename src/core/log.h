@@ -34,7 +34,7 @@ struct log_field {
 	enum log_field_type type;
 	const char *s;
 	long long i;
-	double d; /* durations only; never money */
+	double d; /* durations only (3 decimals); never money */
 };
 #define LF_S(k, v) ((struct log_field){ .key = (k), .type = LF_STR, .s = (v) })
 #define LF_I(k, v) ((struct log_field){ .key = (k), .type = LF_INT, .i = (long long)(v) })

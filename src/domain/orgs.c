@@ -1,6 +1,8 @@
 #include "domain/orgs.h"
 
 #include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "core/str.h"
 #include "core/timeutil.h"
@@ -104,4 +106,118 @@ int orgs_count(struct db_conn *c, int64_t *out)
 	*out = db_get_int(r, 0, 0);
 	db_res_free(r);
 	return DB_OK;
+}
+
+static bool tz_part_ok(const char *s, size_t n)
+{
+	if (n == 0 || !isalnum((unsigned char)s[0]))
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		if (!(isalnum(ch) || ch == '_' || ch == '-' || ch == '+'))
+			return false;
+	}
+	return true;
+}
+
+const char *orgs_check_timezone(const char *tz)
+{
+	static const char *const areas[] = { "Africa",   "America",   "Antarctica",
+					     "Arctic",   "Asia",      "Atlantic",
+					     "Australia", "Europe",   "Indian",
+					     "Pacific",  "Etc" };
+	static const char *msg =
+		"must be \"UTC\" or an IANA time zone name such as \"America/Sao_Paulo\"";
+	size_t len = strlen(tz);
+	if (!strcmp(tz, "UTC"))
+		return NULL;
+	if (len > 63)
+		return msg;
+	const char *slash = strchr(tz, '/');
+	if (!slash)
+		return msg;
+	size_t area_len = (size_t)(slash - tz);
+	bool known = false;
+	for (size_t i = 0; i < sizeof areas / sizeof areas[0]; i++)
+		if (strlen(areas[i]) == area_len && !strncmp(tz, areas[i], area_len))
+			known = true;
+	if (!known)
+		return msg;
+	const char *p = slash + 1;
+	for (;;) {
+		const char *next = strchr(p, '/');
+		size_t n = next ? (size_t)(next - p) : strlen(p);
+		if (!tz_part_ok(p, n))
+			return msg;
+		if (!next)
+			break;
+		p = next + 1;
+	}
+	return NULL;
+}
+
+int orgs_update(struct db_conn *c, const char *id, const char *name,
+		const char *timezone, struct org *before, struct org *out)
+{
+	if (!uuid_is_valid(id))
+		return 1;
+	int64_t now = time_now_us();
+	/* Touch first: takes the row lock (PostgreSQL) so the "before" we read
+	 * next is exactly what this update replaces. */
+	struct db_param lp[] = { DBP_TEXT(id), DBP_INT(now) };
+	int64_t affected = 0;
+	int rc = db_exec(c, "UPDATE organizations SET updated_at = $2 WHERE id = $1",
+			 lp, 2, NULL, &affected);
+	if (rc != DB_OK)
+		return rc;
+	if (affected == 0)
+		return 1;
+	struct org o;
+	rc = orgs_find(c, id, &o);
+	if (rc != 0)
+		return rc;
+	if (before)
+		*before = o;
+	if (name)
+		str_copy(o.name, sizeof o.name, name);
+	if (timezone)
+		str_copy(o.timezone, sizeof o.timezone, timezone);
+	struct db_param p[] = { DBP_TEXT(id), DBP_TEXT(o.name), DBP_TEXT(o.timezone) };
+	rc = db_exec(c, "UPDATE organizations SET name = $2, timezone = $3 WHERE id = $1",
+		     p, 3, NULL, NULL);
+	if (rc == DB_OK)
+		*out = o;
+	return rc;
+}
+
+int orgs_list(struct db_conn *c, int limit, int64_t after_at, const char *after_id,
+	      struct org **out, int *n)
+{
+	struct db_param p[] = { DBP_INT(after_at), DBP_TEXT(after_id), DBP_INT(limit) };
+	struct db_res *r = NULL;
+	struct org *rows = NULL;
+	int rc = db_exec(c,
+			 "SELECT " ORG_COLS " FROM organizations "
+			 "WHERE (created_at, id) < ($1, $2) "
+			 "ORDER BY created_at DESC, id DESC LIMIT $3",
+			 p, 3, &r, NULL);
+	if (rc != DB_OK)
+		goto out;
+	int count = db_rows(r);
+	if (count > 0) {
+		rows = calloc((size_t)count, sizeof *rows);
+		if (!rows) {
+			rc = DB_ERR;
+			goto out;
+		}
+	}
+	for (int i = 0; i < count; i++)
+		org_from_row(r, i, &rows[i]);
+	*out = rows;
+	*n = count;
+	rows = NULL;
+out:
+	free(rows);
+	db_res_free(r);
+	return rc;
 }

@@ -20,6 +20,11 @@ struct org {
  * is 1..200 characters. Return NULL when fine, else a message. */
 const char *orgs_check_slug(const char *slug);
 const char *orgs_check_name(const char *name);
+/* Time zone: "UTC", or an IANA-looking name "Area/Location[/More]" where
+ * Area is one of the IANA areas (Africa, America, Antarctica, Arctic, Asia,
+ * Atlantic, Australia, Europe, Indian, Pacific, Etc) and each part is
+ * [A-Za-z0-9_+-], starting with a letter or digit (at most 63 bytes). */
+const char *orgs_check_timezone(const char *tz);
 
 /* Insert a new organization (UUID v7 id, timezone "UTC" when NULL).
  * Returns DB_OK and fills out, DB_ERR_CONFLICT when the slug is taken, or
@@ -31,6 +36,18 @@ int orgs_find_by_slug(struct db_conn *c, const char *slug, struct org *out)
 	__attribute__((warn_unused_result));
 int orgs_find(struct db_conn *c, const char *id, struct org *out)
 	__attribute__((warn_unused_result));
+/* Change name and/or timezone (NULL = keep) of organization id; fills out
+ * with the row as it now is and before (may be NULL) with the row as it was.
+ * 0 updated, 1 not found, < 0 db_status. */
+int orgs_update(struct db_conn *c, const char *id, const char *name,
+		const char *timezone, struct org *before, struct org *out)
+	__attribute__((warn_unused_result));
+/* Every organization, newest first, for super_admin: up to `limit` rows
+ * strictly after (after_at, after_id) in (created_at DESC, id DESC) order.
+ * *out is a malloc'd array of *n rows (caller frees; NULL when 0 rows).
+ * DB_OK or a db_status. */
+int orgs_list(struct db_conn *c, int limit, int64_t after_at, const char *after_id,
+	      struct org **out, int *n) __attribute__((warn_unused_result));
 /* Number of organizations (for first-run bootstrap). */
 int orgs_count(struct db_conn *c, int64_t *out) __attribute__((warn_unused_result));
 

@@ -1,6 +1,8 @@
 #include "domain/users.h"
 
 #include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "core/str.h"
 #include "core/timeutil.h"
@@ -80,6 +82,136 @@ int users_create(struct db_conn *c, const char *org_id, const char *email,
 			 "full_name, role, is_active, created_at, updated_at) "
 			 "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
 			 p, 9, NULL, NULL);
+	if (rc == DB_OK)
+		*out = u;
+	return rc;
+}
+
+#define USER_COLS                                                              \
+	"id, organization_id, email, full_name, role, is_active, "              \
+	"COALESCE(last_login_at, 0), created_at, updated_at"
+
+static void user_from_row(const struct db_res *r, int row, struct user *u)
+{
+	str_copy(u->id, sizeof u->id, db_get_text(r, row, 0));
+	str_copy(u->organization_id, sizeof u->organization_id, db_get_text(r, row, 1));
+	str_copy(u->email, sizeof u->email, db_get_text(r, row, 2));
+	str_copy(u->full_name, sizeof u->full_name, db_get_text(r, row, 3));
+	const char *role = db_get_text(r, row, 4);
+	u->role = role ? role_parse(role) : ROLE_NONE;
+	u->is_active = db_get_bool(r, row, 5);
+	u->last_login_at = db_get_int(r, row, 6);
+	u->created_at = db_get_int(r, row, 7);
+	u->updated_at = db_get_int(r, row, 8);
+}
+
+int users_find(struct db_conn *c, const char *org_id, const char *id,
+	       struct user *out)
+{
+	if (!uuid_is_valid(id) || !uuid_is_valid(org_id))
+		return 1;
+	struct db_param p[] = { DBP_TEXT(org_id), DBP_TEXT(id) };
+	struct db_res *r = NULL;
+	int rc = db_exec(c,
+			 "SELECT " USER_COLS " FROM users "
+			 "WHERE organization_id = $1 AND id = $2",
+			 p, 2, &r, NULL);
+	if (rc != DB_OK)
+		return rc;
+	rc = 1;
+	if (db_rows(r) > 0) {
+		user_from_row(r, 0, out);
+		rc = 0;
+	}
+	db_res_free(r);
+	return rc;
+}
+
+int users_list(struct db_conn *c, const char *org_id, int limit, int64_t after_at,
+	       const char *after_id, struct user **out, int *n)
+{
+	struct db_param p[] = { DBP_TEXT(org_id), DBP_INT(after_at), DBP_TEXT(after_id),
+				DBP_INT(limit) };
+	struct db_res *r = NULL;
+	struct user *rows = NULL;
+	int rc = db_exec(c,
+			 "SELECT " USER_COLS " FROM users WHERE organization_id = $1 "
+			 "AND (created_at, id) < ($2, $3) "
+			 "ORDER BY created_at DESC, id DESC LIMIT $4",
+			 p, 4, &r, NULL);
+	if (rc != DB_OK)
+		goto out;
+	int count = db_rows(r);
+	if (count > 0) {
+		rows = calloc((size_t)count, sizeof *rows);
+		if (!rows) {
+			rc = DB_ERR;
+			goto out;
+		}
+	}
+	for (int i = 0; i < count; i++)
+		user_from_row(r, i, &rows[i]);
+	*out = rows;
+	*n = count;
+	rows = NULL;
+out:
+	free(rows);
+	db_res_free(r);
+	return rc;
+}
+
+/* Bump updated_at of the row: takes its lock (PostgreSQL) so what we read
+ * next is exactly what the update replaces. 0, 1 not found, < 0. */
+static int users_touch(struct db_conn *c, const char *org_id, const char *id,
+		       int64_t now)
+{
+	struct db_param p[] = { DBP_TEXT(org_id), DBP_TEXT(id), DBP_INT(now) };
+	int64_t affected = 0;
+	int rc = db_exec(c,
+			 "UPDATE users SET updated_at = $3 "
+			 "WHERE organization_id = $1 AND id = $2",
+			 p, 3, NULL, &affected);
+	if (rc != DB_OK)
+		return rc;
+	return affected == 0 ? 1 : 0;
+}
+
+int users_update(struct db_conn *c, const char *org_id, const char *id,
+		 const struct user_patch *patch, struct user *before,
+		 struct user *out)
+{
+	if (!uuid_is_valid(id) || !uuid_is_valid(org_id))
+		return 1;
+	int64_t now = time_now_us();
+	int rc = users_touch(c, org_id, id, now);
+	if (rc != 0)
+		return rc;
+	struct user u;
+	rc = users_find(c, org_id, id, &u);
+	if (rc != 0)
+		return rc;
+	if (before)
+		*before = u;
+	if (patch->has_full_name)
+		str_copy(u.full_name, sizeof u.full_name, patch->full_name);
+	if (patch->has_role)
+		u.role = patch->role;
+	if (patch->has_active)
+		u.is_active = patch->is_active;
+	struct db_param p[] = { DBP_TEXT(org_id), DBP_TEXT(id), DBP_TEXT(u.full_name),
+				DBP_TEXT(role_name(u.role)), DBP_BOOL(u.is_active) };
+	rc = db_exec(c,
+		     "UPDATE users SET full_name = $3, role = $4, is_active = $5 "
+		     "WHERE organization_id = $1 AND id = $2",
+		     p, 5, NULL, NULL);
+	if (rc == DB_OK && patch->has_password) {
+		struct db_param pp[] = { DBP_TEXT(org_id), DBP_TEXT(id),
+					 DBP_TEXT(patch->password_hash) };
+		rc = db_exec(c,
+			     "UPDATE users SET password_hash = $3 "
+			     "WHERE organization_id = $1 AND id = $2",
+			     pp, 3, NULL, NULL);
+	}
 	if (rc == DB_OK)
 		*out = u;
 	return rc;

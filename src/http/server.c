@@ -756,14 +756,16 @@ static int parse_bind(const char *address, int port, union any_addr *out, bool *
 	return -1;
 }
 
+/* Worker threads: threads, or 2 x cores when threads <= 0. */
 static unsigned pool_size(int threads)
 {
 	long cores;
 
-	if (threads > 0)
-		return (unsigned)threads;
-	cores = sysconf(_SC_NPROCESSORS_ONLN);
-	return cores > 0 ? (unsigned)(2 * cores) : 2u;
+	if (threads <= 0) {
+		cores = sysconf(_SC_NPROCESSORS_ONLN);
+		threads = cores > 0 ? (int)(2 * cores) : 2;
+	}
+	return (unsigned)threads;
 }
 
 /* Room for the request line and headers (parsed in place), the response
@@ -795,6 +797,13 @@ int http_server_start(const struct http_server_options *opt,
 	union any_addr addr;
 	bool v6 = false;
 	const union MHD_DaemonInfo *di;
+	unsigned threads = pool_size(opt != NULL ? opt->threads : 0);
+	/* MHD warns about a pool of 0 or 1: give the option only for > 1. */
+	struct MHD_OptionItem pool_opt[] = {
+		{ threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, (intptr_t)threads,
+		  NULL },
+		{ MHD_OPTION_END, 0, NULL },
+	};
 	int rc = -1;
 
 	*out = NULL;
@@ -814,7 +823,7 @@ int http_server_start(const struct http_server_options *opt,
 		daemon_flags(v6), (uint16_t)opt->port, NULL, NULL, on_request, srv,
 		MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv,
 		MHD_OPTION_SOCK_ADDR, &addr.sa,
-		MHD_OPTION_THREAD_POOL_SIZE, pool_size(opt->threads),
+		MHD_OPTION_ARRAY, pool_opt,
 		MHD_OPTION_CONNECTION_TIMEOUT,
 		(unsigned)(opt->request_timeout_s > 0 ? opt->request_timeout_s : 30),
 		MHD_OPTION_CONNECTION_LIMIT,

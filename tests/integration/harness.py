@@ -19,6 +19,7 @@ import http.client
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -186,18 +187,19 @@ class Server:
         if not os.access(self.binary, os.X_OK):
             raise HarnessError("%s not found or not executable: build first (make build)" % self.binary)
         self.migrate_first = migrate
+        self._closed = False
+        self.proc = None
+        self.returncode = None
+        self.pg_dbname = None
+        self.tmpdir = None
+        _LIVE.add(self)
         self.tmpdir = tempfile.mkdtemp(prefix="pytake-it-")
         self.data_dir = os.path.join(self.tmpdir, "data")
         os.mkdir(self.data_dir)
         self.port = free_port()
-        self.proc = None
-        self.returncode = None
         self.log_path = os.path.join(self.tmpdir, "server.log")
         self.stdout_path = os.path.join(self.tmpdir, "server.stdout")
-        self.pg_dbname = None
         self.db_path = None
-        self._closed = False
-        _LIVE.add(self)
         self.env = self._base_env()
         try:
             self.database_url = self._make_database()
@@ -363,9 +365,8 @@ class Server:
                                'DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % self.pg_dbname)
                 except (HarnessError, subprocess.SubprocessError, KeyError):
                     pass
-            if os.environ.get("PYTAKE_TEST_KEEP_TMP"):
-                return
-            subprocess.run(["rm", "-rf", self.tmpdir], check=False)
+            if self.tmpdir and not os.environ.get("PYTAKE_TEST_KEEP_TMP"):
+                shutil.rmtree(self.tmpdir, ignore_errors=True)
 
     def __enter__(self):
         try:
@@ -472,3 +473,74 @@ class Server:
                 raise HarnessError("sqlite3 failed (%d): %s" % (p.returncode, p.stderr.strip()))
             return p.stdout
         return self._psql(self.database_url, query)
+
+
+# ---------------------------------------------------------------------------
+# Identity helpers (issue 3: organizations, users, tokens). Small and generic:
+# make organizations and users, log in, send authenticated requests.
+# ---------------------------------------------------------------------------
+
+ROLES = ("viewer", "agent", "org_admin", "super_admin")
+
+
+def bearer(token):
+    """Authorization header for an access token."""
+    return {"Authorization": "Bearer " + token}
+
+
+def login(srv, email, password):
+    """POST /api/v1/auth/login; returns the access token (raises otherwise)."""
+    r = srv.request("POST", "/api/v1/auth/login", {"email": email, "password": password})
+    if r.status != 200:
+        raise HarnessError("login %s failed: %r" % (email, r))
+    return r.json()["access_token"]
+
+
+def cli_user(srv, email, password, org_slug, role, full_name="Test User"):
+    """`pytake user create` (the CLI path); returns the new user's id."""
+    rc, out, err = srv.cli("user", "create", "--email", email, "--password", password,
+                           "--org", org_slug, "--role", role, "--full-name", full_name)
+    if rc != 0:
+        raise HarnessError("pytake user create failed (%d): %s%s" % (rc, out, err))
+    return out.strip()
+
+
+def bootstrap_super_admin(srv, slug="root", email="root@pytake.test",
+                          password="root-password-1"):
+    """Create an organization and a super_admin with the CLI, log in.
+    Returns {"org_id", "user_id", "email", "password", "token"}."""
+    rc, out, err = srv.cli("org", "create", "--name", "Root " + slug, "--slug", slug)
+    if rc != 0:
+        raise HarnessError("pytake org create failed (%d): %s%s" % (rc, out, err))
+    org_id = out.strip()
+    user_id = cli_user(srv, email, password, slug, "super_admin", "Root")
+    return {"org_id": org_id, "user_id": user_id, "email": email,
+            "password": password, "token": login(srv, email, password)}
+
+
+def make_tenant(srv, su_token, slug, roles=("agent", "viewer"), password="tenant-pass-1"):
+    """A new organization through POST /api/v1/organizations (as super_admin)
+    with its org_admin, plus one user per role in roles created by that
+    org_admin through POST /api/v1/users. Every user is logged in.
+    Returns {"org_id", "slug", "password", "users": {role: {"id", "email", "token"}}}."""
+    admin_email = "admin@%s.test" % slug
+    r = srv.request("POST", "/api/v1/organizations", {
+        "name": "Org " + slug, "slug": slug,
+        "admin": {"email": admin_email, "password": password, "full_name": "Admin " + slug}},
+        headers=bearer(su_token))
+    if r.status != 201:
+        raise HarnessError("create organization %s: %r" % (slug, r))
+    org = r.json()
+    admin = {"id": org["admin"]["id"], "email": admin_email,
+             "token": login(srv, admin_email, password)}
+    users = {"org_admin": admin}
+    for role in roles:
+        email = "%s@%s.test" % (role.replace("_", "-"), slug)
+        r = srv.request("POST", "/api/v1/users", {
+            "email": email, "password": password, "full_name": role.title(), "role": role},
+            headers=bearer(admin["token"]))
+        if r.status != 201:
+            raise HarnessError("create user %s: %r" % (email, r))
+        users[role] = {"id": r.json()["id"], "email": email,
+                       "token": login(srv, email, password)}
+    return {"org_id": org["id"], "slug": slug, "password": password, "users": users}

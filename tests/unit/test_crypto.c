@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <pthread.h>
 #include <string.h>
 
 #include "core/crypto.h"
@@ -97,6 +98,36 @@ static void test_hmac_empty_key_and_data(void **state)
 	assert_string_equal(hex,
 		"b613679a0814d9ec772f95d778c35fc5ff1697c493715653c6c712144292c5ad");
 	assert_int_equal(crypto_hmac_sha256(NULL, 3, "x", 1, mac), -1);
+}
+
+/* The shared HMAC template is used from many threads at once. */
+static void *hmac_worker(void *arg)
+{
+	uint8_t mac[CRYPTO_SHA256_LEN], want[CRYPTO_SHA256_LEN];
+	int *bad = arg;
+
+	if (crypto_hex_decode(hmac_cases[1].mac_hex, 64, want, sizeof want) != 32)
+		(*bad)++;
+	for (int i = 0; i < 2000; i++) {
+		if (crypto_hmac_sha256("Jefe", 4, "what do ya want for nothing?", 28, mac) != 0
+			|| !crypto_equal(mac, want, sizeof mac))
+			(*bad)++;
+	}
+	return NULL;
+}
+
+static void test_hmac_threads(void **state)
+{
+	pthread_t th[4];
+	int bad[4] = { 0 };
+
+	(void)state;
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, hmac_worker, &bad[i]), 0);
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(pthread_join(th[i], NULL), 0);
+		assert_int_equal(bad[i], 0);
+	}
 }
 
 /* ---- SHA-256 ----------------------------------------------------------- */
@@ -450,6 +481,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_hmac_rfc4231),
 		cmocka_unit_test(test_hmac_empty_key_and_data),
+		cmocka_unit_test(test_hmac_threads),
 		cmocka_unit_test(test_sha256),
 		cmocka_unit_test(test_hex),
 		cmocka_unit_test(test_b64_vectors),

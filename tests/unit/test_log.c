@@ -90,7 +90,7 @@ static void test_json_line_shape(void **state)
 	/* key order: ts, level, msg, then fields as given */
 	assert_non_null(strstr(raw, "{\"ts\":\""));
 	assert_non_null(strstr(raw, "\",\"level\":\"info\",\"msg\":\"server started\","
-				    "\"port\":8000,\"tls\":false,\"ms\":1.5,\"name\":\"api\","
+				    "\"port\":8000,\"tls\":false,\"ms\":1.500,\"name\":\"api\","
 				    "\"nothing\":null}\n"));
 	assert_true(time_parse_rfc3339(json_string_value(json_object_get(j, "ts")), &us));
 	assert_int_equal(strlen(json_string_value(json_object_get(j, "ts"))), 24);

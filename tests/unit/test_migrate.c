@@ -466,7 +466,9 @@ static void test_embedded_rewrite(void **state)
 
 	(void)state;
 	assert_non_null(strstr(s, ") STRICT;"));
-	assert_null(strstr(s, " UUID"));
+	assert_non_null(strstr(s, "id TEXT PRIMARY KEY"));
+	assert_non_null(strstr(s, "organization_id TEXT NOT NULL"));
+	assert_non_null(strstr(s, "is_active INTEGER NOT NULL"));
 	assert_null(strstr(s, "BIGINT"));
 	assert_null(strstr(s, "BOOLEAN"));
 	assert_null(strstr(p, "STRICT"));

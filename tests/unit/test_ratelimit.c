@@ -15,6 +15,7 @@
 #include <hiredis/hiredis.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -226,6 +227,7 @@ struct hammer {
 	const char *key;
 	int calls;
 	bool real_clock;
+	pthread_barrier_t *start;
 	int64_t allowed;
 };
 
@@ -240,6 +242,7 @@ static void *hammer_main(void *arg)
 {
 	struct hammer *h = arg;
 
+	pthread_barrier_wait(h->start); /* all threads at once */
 	for (int i = 0; i < h->calls; i++) {
 		struct ratelimit_result r;
 		int64_t now = h->real_clock ? wall_us() : T0;
@@ -255,11 +258,13 @@ static int64_t run_hammer(struct ratelimit *rl, const char *key, int threads,
 {
 	pthread_t tid[16];
 	struct hammer h[16];
+	pthread_barrier_t start;
 	int64_t total = 0;
 
 	assert_true(threads <= 16);
+	assert_int_equal(pthread_barrier_init(&start, NULL, (unsigned)threads), 0);
 	for (int i = 0; i < threads; i++) {
-		h[i] = (struct hammer){ rl, key, calls, real_clock, 0 };
+		h[i] = (struct hammer){ rl, key, calls, real_clock, &start, 0 };
 		assert_int_equal(pthread_create(&tid[i], NULL, hammer_main, &h[i]), 0);
 	}
 	for (int i = 0; i < threads; i++) {
@@ -268,16 +273,24 @@ static int64_t run_hammer(struct ratelimit *rl, const char *key, int threads,
 		assert_ptr_equal(ret, &h[i]);
 		total += h[i].allowed;
 	}
+	pthread_barrier_destroy(&start);
 	return total;
 }
 
 static void test_threads_fixed_clock(void **state)
 {
 	bool redis = *(enum backend *)*state == REDIS;
-	struct ratelimit *rl = make(state, 500, 0);
+	/* Most calls are allowed, so a lost update would show as too many. */
+	int64_t cap = redis ? 1200 : 30000;
 	int calls = redis ? 200 : 5000;
+	int rounds = redis ? 1 : 20; /* races are probabilistic: try often */
+	struct ratelimit *rl = make(state, cap, 0);
 
-	assert_int_equal(run_hammer(rl, k("hammer"), 8, calls, false), 500);
+	for (int i = 0; i < rounds; i++) {
+		char name[32];
+		snprintf(name, sizeof(name), "hammer%d", i);
+		assert_int_equal(run_hammer(rl, k(name), 8, calls, false), cap);
+	}
 	ratelimit_free(rl);
 }
 
@@ -603,6 +616,98 @@ static void test_redis_foreign_value_fails_open(void **state)
 	ratelimit_free(rl);
 }
 
+static long long redis_int(redisContext *c, const char *cmd, const char *arg)
+{
+	redisReply *rep = arg ? redisCommand(c, cmd, arg) : redisCommand(c, cmd);
+	long long v;
+
+	assert_non_null(rep);
+	assert_int_equal(rep->type, REDIS_REPLY_INTEGER);
+	v = rep->integer;
+	freeReplyObject(rep);
+	return v;
+}
+
+/* Kill this process's limiter connections: named pytake-rl, id > min_id. */
+static int kill_limiter_clients(redisContext *c, long long min_id)
+{
+	redisReply *rep = redisCommand(c, "CLIENT LIST");
+	int killed = 0;
+	char *line, *save = NULL;
+
+	assert_non_null(rep);
+	assert_int_equal(rep->type, REDIS_REPLY_STRING);
+	for (line = strtok_r(rep->str, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		long long id = strtoll(line + 3, NULL, 10);
+		if (strncmp(line, "id=", 3) != 0 || id <= min_id ||
+		    !strstr(line, " name=pytake-rl "))
+			continue;
+		char idbuf[32];
+		snprintf(idbuf, sizeof(idbuf), "%lld", id);
+		assert_true(redis_int(c, "CLIENT KILL ID %s", idbuf) == 1);
+		killed++;
+	}
+	freeReplyObject(rep);
+	return killed;
+}
+
+static void test_redis_reconnects_after_drop(void **state)
+{
+	redisContext *c = test_redis_conn();
+	long long my_id = redis_int(c, "CLIENT ID", NULL);
+	struct ratelimit *rl = make(state, 10, 0);
+	struct ratelimit_result r;
+	struct ratelimit_stats st;
+
+	assert_int_equal(take(rl, k("recon"), T0).remaining, 9);
+	assert_int_equal(kill_limiter_clients(c, my_id), 1);
+	assert_int_equal(ratelimit_take(rl, k("recon"), T0, &r), RATELIMIT_OK);
+	assert_true(r.degraded && r.allowed);
+	assert_int_equal(ratelimit_take(rl, k("recon"), T0, &r), RATELIMIT_OK);
+	assert_true(r.degraded); /* backing off: not tried */
+	ratelimit_stats(rl, &st);
+	assert_int_equal(st.backend_errors, 1);
+	assert_false(st.backend_up);
+	usleep(150000);
+	assert_int_equal(take(rl, k("recon"), T0).remaining, 8); /* state kept */
+	ratelimit_stats(rl, &st);
+	assert_true(st.backend_up);
+	assert_int_equal(st.fail_open, 2);
+	redisFree(c);
+	ratelimit_free(rl);
+}
+
+static void test_redis_db_select(void **state)
+{
+	redisContext *c = test_redis_conn();
+	struct rl_redis_addr a;
+	struct ratelimit_options o = { .per_minute = 5, .redis_timeout_ms = 1000 };
+	struct ratelimit *rl;
+	char url[512], key[RATELIMIT_KEY_MAX + 32];
+
+	(void)state;
+	assert_int_equal(rl_redis_parse_url(redis_url(), &a), 0);
+	snprintf(url, sizeof(url), strchr(a.host, ':') ? "redis://[%s]:%d/5"
+						       : "redis://%s:%d/5",
+		 a.host, a.port);
+	o.redis_url = url;
+	rl = ratelimit_new(&o);
+	assert_non_null(rl);
+	assert_true(take(rl, k("db5"), T0).allowed);
+	snprintf(key, sizeof(key), "pytake:rl:b:%s", k("db5"));
+	assert_int_equal(redis_int(c, "EXISTS %s", key), 0);
+	{
+		redisReply *rep = redisCommand(c, "SELECT 5");
+		assert_non_null(rep);
+		assert_int_equal(rep->type, REDIS_REPLY_STATUS);
+		freeReplyObject(rep);
+	}
+	assert_int_equal(redis_int(c, "EXISTS %s", key), 1);
+	redisFree(c);
+	ratelimit_free(rl);
+}
+
 /* ---- Redis unreachable: no server needed ---- */
 
 static int64_t mono_us(void)
@@ -781,11 +886,15 @@ int main(void)
 		  test_redis_noscript_and_expiry, NULL, NULL, &be_redis },
 		{ "test_foreign_value_fails_open/redis",
 		  test_redis_foreign_value_fails_open, NULL, NULL, &be_redis },
+		{ "test_reconnects_after_drop/redis",
+		  test_redis_reconnects_after_drop, NULL, NULL, &be_redis },
+		{ "test_db_select/redis", test_redis_db_select, NULL, NULL, &be_redis },
 		cmocka_unit_test(test_redis_refused_fails_open),
 		cmocka_unit_test(test_redis_silent_fails_open),
 		cmocka_unit_test(test_parse_url),
 	};
 
+	signal(SIGPIPE, SIG_IGN); /* as pytake serve: hiredis uses write(2) */
 	snprintf(run_id, sizeof(run_id), "test-%ld-%lld", (long)getpid(),
 		 (long long)wall_us());
 	return cmocka_run_group_tests(tests, NULL, NULL);

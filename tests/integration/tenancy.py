@@ -1,0 +1,115 @@
+"""Tenant isolation and role matrix checks, shared by every issue's tests.
+
+Every tenant-scoped route is listed once here; later issues extend the
+lists (append in their own test module before calling, or better, add a
+line here next to their resource):
+
+    TENANT_ROUTES  (method, path with {name} placeholders, body or None)
+    RESOURCE_MAKERS  functions (srv, tenant) -> {name: id} that create
+                     tenant A's resources and name their ids
+    SNAPSHOTS      {name: GET path}: how A reads its resource back, to prove
+                   B's attempts changed nothing
+    ROLE_ROUTES    (method, path, body, least role) of API.md's role table
+
+check_cross_tenant(tc, srv, a, b) calls every TENANT_ROUTES entry as B's
+org_admin with A's ids and demands 404 not_found with no A data in the
+answer, then checks A's resources are unchanged. check_role_matrix(tc,
+srv, tenant, su_token, ids) demands 403 forbidden exactly where API.md's
+table says no, and anything but 401/403 where it says yes.
+
+Tenants come from harness.make_tenant (users org_admin/agent/viewer).
+"""
+
+from harness import bearer
+
+ROLE_ORDER = {"viewer": 1, "agent": 2, "org_admin": 3, "super_admin": 4}
+
+TENANT_ROUTES = [
+    ("GET", "/api/v1/users/{user_id}", None),
+    ("PATCH", "/api/v1/users/{user_id}", {"full_name": "Taken Over", "role": "viewer"}),
+    ("PATCH", "/api/v1/users/{user_id}", {"is_active": False}),
+    ("PATCH", "/api/v1/users/{user_id}", {"password": "hijacked-password"}),
+    ("DELETE", "/api/v1/users/{user_id}", None),
+]
+
+
+def _user_ids(srv, tenant):
+    return {"user_id": tenant["users"]["agent"]["id"]}
+
+
+RESOURCE_MAKERS = [_user_ids]
+
+SNAPSHOTS = {
+    "user_id": "/api/v1/users/{user_id}",
+}
+
+# Bodies of writes are chosen so an allowed call does no harm ({} -> 422 on
+# creates); {victim_id} is a user that may be deactivated.
+ROLE_ROUTES = [
+    ("GET", "/api/v1/organizations/me", None, "viewer"),
+    ("PATCH", "/api/v1/organizations/me", {}, "org_admin"),
+    ("GET", "/api/v1/organizations", None, "super_admin"),
+    ("POST", "/api/v1/organizations", {}, "super_admin"),
+    ("GET", "/api/v1/users", None, "org_admin"),
+    ("POST", "/api/v1/users", {}, "org_admin"),
+    ("GET", "/api/v1/users/{user_id}", None, "org_admin"),
+    ("PATCH", "/api/v1/users/{user_id}", {}, "org_admin"),
+    ("DELETE", "/api/v1/users/{victim_id}", None, "org_admin"),
+    ("GET", "/api/v1/audit-logs", None, "org_admin"),
+    ("GET", "/api/v1/auth/me", None, "viewer"),
+]
+
+
+def collect_ids(srv, tenant):
+    ids = {}
+    for maker in RESOURCE_MAKERS:
+        ids.update(maker(srv, tenant))
+    return ids
+
+
+def _snapshot(tc, srv, tenant, ids):
+    token = tenant["users"]["org_admin"]["token"]
+    out = {}
+    for name, path in SNAPSHOTS.items():
+        if name not in ids:
+            continue
+        r = srv.request("GET", path.format(**ids), headers=bearer(token))
+        tc.assertEqual(r.status, 200, "A reads its own %s: %r" % (name, r))
+        out[name] = r.json()
+    return out
+
+
+def check_cross_tenant(tc, srv, a, b, routes=None):
+    """B's org_admin uses A's ids on every route: 404 not_found, no leak,
+    A unchanged. Also a random UUID and a non-UUID give the same 404."""
+    ids = collect_ids(srv, a)
+    before = _snapshot(tc, srv, a, ids)
+    token_b = b["users"]["org_admin"]["token"]
+    for method, path, body in routes or TENANT_ROUTES:
+        for label, values in (("A's id", ids),
+                              ("unknown id", {k: "00000000-0000-7000-8000-000000000000" for k in ids}),
+                              ("not a uuid", {k: "not-a-uuid" for k in ids})):
+            url = path.format(**values)
+            with tc.subTest(route="%s %s" % (method, path), case=label):
+                r = srv.request(method, url, body, headers=bearer(token_b))
+                tc.assertEqual(r.status, 404, r)
+                tc.assertEqual(r.json()["error"]["code"], "not_found")
+                for v in ids.values():
+                    tc.assertNotIn(v, r.text.replace(url, ""), "answer leaks A's id")
+    tc.assertEqual(_snapshot(tc, srv, a, ids), before, "B changed A's resources")
+
+
+def check_role_matrix(tc, srv, tenant, su_token, ids, routes=None):
+    """Each route x role: 403 forbidden exactly when the role is below the
+    route's least role; otherwise neither 401 nor 403."""
+    tokens = {role: tenant["users"][role]["token"] for role in ("viewer", "agent", "org_admin")}
+    tokens["super_admin"] = su_token
+    for method, path, body, least in routes or ROLE_ROUTES:
+        for role, token in tokens.items():
+            with tc.subTest(route="%s %s" % (method, path), role=role):
+                r = srv.request(method, path.format(**ids), body, headers=bearer(token))
+                if ROLE_ORDER[role] < ROLE_ORDER[least]:
+                    tc.assertEqual(r.status, 403, r)
+                    tc.assertEqual(r.json()["error"]["code"], "forbidden")
+                else:
+                    tc.assertNotIn(r.status, (401, 403), r)
