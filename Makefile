@@ -54,7 +54,7 @@ asan:
 bench:
 	@scripts/deps.sh bench
 	$(call setup,$(RELEASE_DIR),--buildtype=release)
-	@ninja -C $(RELEASE_DIR) -j $(JOBS)
+	@ninja -C $(RELEASE_DIR) -j $(JOBS) pytake
 	PYTAKE_BUILD_DIR=$(RELEASE_DIR) bench/run.sh
 
 # Every fuzz/fuzz_*.c driver built by fuzz/meson.build runs FUZZ_SECONDS on a

@@ -27,7 +27,7 @@ if [[ ! -x "$BUILD_DIR/pytake" ]]; then
 	if [[ ! -f "$BUILD_DIR/build.ninja" ]]; then
 		meson setup "$BUILD_DIR" --buildtype=release
 	fi
-	ninja -C "$BUILD_DIR"
+	ninja -C "$BUILD_DIR" pytake
 fi
 
 TMP="$(mktemp -d /tmp/pytake-bench.XXXXXX)"
@@ -90,4 +90,37 @@ wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s "$ROOT/bench/health.lua" 
 if ! grep -q '^SUMMARY ' "$TMP/wrk.out"; then
 	echo "bench: wrk printed no SUMMARY line" >&2
 	exit 1
+fi
+
+# ---- GET /api/v1/auth/me (identity issue) ---------------------------------
+# The authenticated path: log in once with curl, then wrk on /auth/me with
+# the Bearer token (JWT check + one user/revocation query + profile read),
+# to compare with /health above (the default 15-minute access token outlasts
+# the run). Skip with BENCH_AUTH=0.
+if [[ "${BENCH_AUTH:-1}" != "0" ]]; then
+	(cd "$TMP" && "$BUILD_DIR/pytake" org create --name "Bench Org" --slug bench &&
+		"$BUILD_DIR/pytake" user create --email bench@example.com \
+			--password bench-password-123 --org bench --role viewer) \
+		>"$TMP/auth-setup.log" 2>&1 || {
+		echo "bench: could not create the bench user:" >&2
+		cat "$TMP/auth-setup.log" >&2
+		exit 1
+	}
+	LOGIN="$(curl -fsS -H 'Content-Type: application/json' \
+		-d '{"email":"bench@example.com","password":"bench-password-123"}' \
+		"http://127.0.0.1:$PORT/api/v1/auth/login")" || {
+		echo "bench: login failed" >&2
+		exit 1
+	}
+	PYTAKE_BENCH_TOKEN="$(python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])' <<<"$LOGIN")"
+	export PYTAKE_BENCH_TOKEN
+	echo
+	echo "command: wrk -t$THREADS -c$CONNS -d$DURATION --latency -s bench/auth_me.lua http://127.0.0.1:PORT/api/v1/auth/me"
+	echo
+	wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s "$ROOT/bench/auth_me.lua" \
+		"http://127.0.0.1:$PORT/api/v1/auth/me" | tee "$TMP/wrk-auth.out"
+	if ! grep -q '^SUMMARY .* non_2xx=0 ' "$TMP/wrk-auth.out"; then
+		echo "bench: /auth/me run had no SUMMARY line or non-2xx answers" >&2
+		exit 1
+	fi
 fi

@@ -15,6 +15,21 @@ extern const size_t api_routes_count;
 void api_health(struct http_request *req, struct http_response *res);
 void api_ready(struct http_request *req, struct http_response *res);
 
+/* metrics.c: GET /metrics (Prometheus text 0.0.4 of app->metrics; 404 when
+ * app->metrics is NULL) and the HTTP/DB/rate-limit/process metrics. */
+struct metrics;
+struct api_metrics;
+/* Register this layer's families and a scrape-time collector in m, reading
+ * app (both must outlive the result). NULL on out of memory or when a name
+ * is already registered. Free with api_metrics_free() after the server
+ * stopped. */
+struct api_metrics *api_metrics_new(struct metrics *m, struct app *app);
+void api_metrics_free(struct api_metrics *am);
+/* http_server_options.on_complete; ctx is the struct api_metrics. */
+void api_metrics_on_complete(void *ctx, const char *route, const char *method, int status,
+			     int64_t duration_us);
+void api_metrics(struct http_request *req, struct http_response *res);
+
 /* Answer helpers shared by handlers (defined in users.c). */
 struct json_check;
 struct user;

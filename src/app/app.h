@@ -12,6 +12,8 @@
 
 struct http_server;
 struct authn;
+struct ratelimit;
+struct metrics;
 
 struct app {
 	const struct config *cfg;
@@ -21,6 +23,12 @@ struct app {
 	/* authentication state (Redis revocation mirror), set by serve;
 	 * NULL is fine: auth/authn.c then uses the database alone. */
 	struct authn *authn;
+	/* request rate limiter (api/ratelimit_hook.h), set by serve; NULL:
+	 * nothing is rate limited. */
+	struct ratelimit *rl;
+	/* Prometheus registry (core/metrics.h) rendered by GET /metrics, set
+	 * by serve; NULL: no metrics (the route answers 404). */
+	struct metrics *metrics;
 };
 
 /* Open the database pool for cfg (which must outlive app). 0 or -1 with a

@@ -322,9 +322,9 @@ out:
 int tokens_login_failure_add(struct db_conn *c, const char *email, int64_t now_us,
 			     int64_t purge_before_us)
 {
-	struct db_param del[] = { DBP_TEXT(email), DBP_INT(purge_before_us) };
-	int rc = db_exec(c, "DELETE FROM login_failures WHERE email = $1 AND failed_at < $2",
-			 del, 2, NULL, NULL);
+	struct db_param del[] = { DBP_INT(purge_before_us) };
+	int rc = db_exec(c, "DELETE FROM login_failures WHERE failed_at < $1", del, 1, NULL,
+			 NULL);
 	if (rc != DB_OK)
 		return rc;
 	struct db_param ins[] = { DBP_TEXT(email), DBP_INT(now_us) };

@@ -142,8 +142,8 @@ int tokens_login_find(struct db_conn *c, const char *email,
 int tokens_login_failures(struct db_conn *c, const char *email, int64_t since_us,
 			  int64_t *count, int64_t *oldest_us)
 	__attribute__((warn_unused_result));
-/* Record one failure at now_us; drops email's failures older than
- * purge_before_us. */
+/* Record one failure at now_us; first drops every failure (any email)
+ * older than purge_before_us, so the table holds one window's worth. */
 int tokens_login_failure_add(struct db_conn *c, const char *email, int64_t now_us,
 			     int64_t purge_before_us) __attribute__((warn_unused_result));
 /* Forget email's failures (after a successful login). */

@@ -7,8 +7,11 @@
 #include <signal.h>
 
 #include "api/api.h"
+#include "api/ratelimit_hook.h"
+#include "auth/ratelimit.h"
 #include "auth/authn.h"
 #include "auth/password.h"
+#include "core/metrics.h"
 #include "db/migrate.h"
 #include "http/http.h"
 
@@ -44,7 +47,7 @@ static int ensure_schema(struct app *app)
 	return 0;
 }
 
-static int start_server(struct app *app, struct http_server **out)
+static int start_server(struct app *app, struct api_metrics *am, struct http_server **out)
 {
 	const struct config *cfg = app->cfg;
 	struct http_server_options opt = {
@@ -59,7 +62,11 @@ static int start_server(struct app *app, struct http_server **out)
 		.routes = api_routes,
 		.nroutes = api_routes_count,
 		.app = app,
+		.rate_limit_client = ratelimit_hook_client,
 		.authenticate = authn_authenticate,
+		.rate_limit = ratelimit_hook_user,
+		.on_complete = api_metrics_on_complete,
+		.on_complete_ctx = am,
 	};
 	char err[512];
 	if (http_server_start(&opt, out, err, sizeof err) != 0) {
@@ -88,6 +95,7 @@ int cmd_serve(int argc, char **argv)
 	if (cli_open_app(&cfg, &app, true) != 0)
 		return 1;
 	int rc = 1;
+	struct api_metrics *am = NULL;
 	if (ensure_schema(&app) != 0)
 		goto out;
 	if (password_setup(0, PASSWORD_DEFAULT_WAIT_MS) != 0) {
@@ -99,7 +107,17 @@ int cmd_serve(int argc, char **argv)
 		cli_fail("%s", aerr);
 		goto out;
 	}
-	if (start_server(&app, &app.server) != 0)
+	if (ratelimit_hook_new(&cfg, &app.rl, aerr, sizeof aerr) != 0) {
+		cli_fail("%s", aerr);
+		goto out;
+	}
+	app.metrics = metrics_new();
+	am = api_metrics_new(app.metrics, &app);
+	if (am == NULL) {
+		cli_fail("cannot set up the metrics registry (out of memory)");
+		goto out;
+	}
+	if (start_server(&app, am, &app.server) != 0)
 		goto out;
 	log_event(LOG_INFO, "server started", LF_S("address", cfg.bind_address),
 		  LF_I("port", http_server_port(app.server)),
@@ -117,6 +135,11 @@ int cmd_serve(int argc, char **argv)
 out:
 	authn_free(app.authn);
 	app.authn = NULL;
+	ratelimit_free(app.rl);
+	app.rl = NULL;
+	metrics_free(app.metrics);
+	app.metrics = NULL;
+	api_metrics_free(am);
 	app_close(&app);
 	if (rc == 0)
 		log_msg(LOG_INFO, "server stopped");

@@ -2,9 +2,9 @@
  *
  * A handler reads a parsed request and fills a response; it never touches
  * libmicrohttpd. The server (server.c) runs the middleware around it:
- * request id -> body limit (413) -> route match (404/405) -> authenticate
- * (routes with a min_role) -> rate limit -> handler -> render -> access log,
- * slow log and metrics. */
+ * request id -> body limit (413) -> route match (404/405) -> client rate
+ * limit -> authenticate (routes with a min_role) -> rate limit -> handler ->
+ * render -> access log, slow log and metrics. */
 #ifndef PYTAKE_HTTP_H
 #define PYTAKE_HTTP_H
 #include <jansson.h>
@@ -141,8 +141,19 @@ struct http_server_options {
 	const struct route *routes;
 	size_t nroutes;
 	struct app *app;
+	/* runs first, before authenticate, unless ROUTE_NO_RATE_LIMIT: limits
+	 * per client (IP) so unauthenticated floods are limited too */
+	http_hook rate_limit_client;
 	http_hook authenticate;   /* runs for routes with min_role != ROLE_NONE */
-	http_hook rate_limit;     /* runs unless ROUTE_NO_RATE_LIMIT */
+	http_hook rate_limit;     /* runs after authenticate unless ROUTE_NO_RATE_LIMIT */
+	/* Called once per answered request, after the answer is sent, on the
+	 * connection's thread: route is the matched pattern ("unmatched" when
+	 * none), method as sent, status as answered, duration in µs. Requests
+	 * aborted before an answer are not reported. NULL: skipped. Must be
+	 * fast and thread-safe (e.g. metrics). */
+	void (*on_complete)(void *ctx, const char *route, const char *method,
+			    int status, int64_t duration_us);
+	void *on_complete_ctx;
 };
 
 struct http_server;

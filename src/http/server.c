@@ -18,7 +18,8 @@
  * answer becomes 413, sent after the last chunk because MHD 0.9.75 refuses
  * a response mid-upload; a client that keeps streaming past twice the
  * limit is disconnected without an answer (see body_chunk()). Step (3) routes
- * and runs authenticate -> rate limit -> handler, then renders.
+ * and runs client rate limit -> authenticate -> rate limit -> handler, then
+ * renders.
  *
  * Paths: MHD's own decoded url is ignored; the raw path (from the URI-log
  * callback) is decoded strictly here: an invalid %-escape, %00, control
@@ -433,6 +434,9 @@ static void route_and_handle(struct req_ctx *rc)
 		break;
 	}
 	req->route = rt->pattern;
+	if (!(rt->flags & ROUTE_NO_RATE_LIMIT) && srv->opt.rate_limit_client != NULL &&
+	    !srv->opt.rate_limit_client(req, rt, res))
+		goto hook_refused;
 	if (rt->min_role != ROLE_NONE && srv->opt.authenticate != NULL &&
 	    !srv->opt.authenticate(req, rt, res))
 		goto hook_refused;
@@ -691,6 +695,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		return;
 	*con_cls = NULL;
 	access_log(rc, toe);
+	if (srv->opt.on_complete != NULL && rc->status != 0)
+		srv->opt.on_complete(srv->opt.on_complete_ctx, rc->req.route,
+				     rc->req.method != NULL ? rc->req.method : "-", rc->status,
+				     time_mono_us() - rc->start_us);
 	json_decref(rc->res.json);
 	free(rc->body);
 	arena_release(&rc->arena);

@@ -18,6 +18,7 @@ import atexit
 import http.client
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -54,6 +55,17 @@ def close_all_servers():
             srv.close()
         except Exception:  # best effort at exit
             pass
+
+
+# Reports of AddressSanitizer, LeakSanitizer and UBSan (make asan).
+SANITIZER_RE = re.compile(
+    r"==\d+==ERROR: (AddressSanitizer|LeakSanitizer)|\S+:\d+:\d+: runtime error: ")
+
+
+def sanitizer_report(text):
+    """The part of text from the first sanitizer report on, or None."""
+    m = SANITIZER_RE.search(text or "")
+    return text[max(0, m.start() - 200):m.start() + 4000] if m else None
 
 
 def timeout_scale():
@@ -271,6 +283,10 @@ class Server:
         p = subprocess.run([self.binary] + [str(a) for a in args], env=e, cwd=self.tmpdir,
                            stdin=subprocess.DEVNULL, capture_output=True, text=True,
                            timeout=timeout * timeout_scale())
+        report = sanitizer_report(p.stderr)
+        if report:
+            raise HarnessError("sanitizer report from `pytake %s`:\n%s"
+                               % (" ".join(str(a) for a in args), report))
         return p.returncode, p.stdout, p.stderr
 
     def migrate(self):
@@ -350,14 +366,24 @@ class Server:
         self.proc = None
         return self.returncode
 
+    def check_sanitizers(self):
+        """Raise HarnessError when the server's log holds a sanitizer report."""
+        report = sanitizer_report(self.log_text())
+        if report:
+            raise HarnessError("sanitizer report in the server log:\n" + report)
+
     def close(self):
-        """Stop the server, drop its PostgreSQL database, remove temp files."""
+        """Stop the server, drop its PostgreSQL database, remove temp files.
+        Raises HarnessError afterwards when the server's log holds a
+        sanitizer report (so leaks and UB fail the test that ran it)."""
         if self._closed:
             return
         self._closed = True
         _LIVE.discard(self)
+        report = None
         try:
             self.stop()
+            report = sanitizer_report(self.log_text())
         finally:
             if self.pg_dbname:
                 try:
@@ -367,6 +393,8 @@ class Server:
                     pass
             if self.tmpdir and not os.environ.get("PYTAKE_TEST_KEEP_TMP"):
                 shutil.rmtree(self.tmpdir, ignore_errors=True)
+        if report:
+            raise HarnessError("sanitizer report in the server log:\n" + report)
 
     def __enter__(self):
         try:

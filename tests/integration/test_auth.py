@@ -425,5 +425,113 @@ class ShortLivedTokens(AuthBase):
         self.assertEqual(claims["exp"] - claims["iat"], 60)
 
 
+def redis_command(url, *args):
+    """One command to Redis at url (redis://host:port) over RESP; returns
+    the decoded reply (int, str, None or list)."""
+    import socket
+    import urllib.parse
+    u = urllib.parse.urlsplit(url)
+    with socket.create_connection((u.hostname, u.port or 6379), timeout=5) as s:
+        out = b"*%d\r\n" % len(args)
+        for a in args:
+            a = str(a).encode()
+            out += b"$%d\r\n%s\r\n" % (len(a), a)
+        s.sendall(out)
+        f = s.makefile("rb")
+
+        def read():
+            line = f.readline().rstrip(b"\r\n")
+            kind, rest = line[:1], line[1:]
+            if kind == b"+":
+                return rest.decode()
+            if kind == b"-":
+                raise AssertionError("redis error: %s" % rest.decode())
+            if kind == b":":
+                return int(rest)
+            if kind == b"$":
+                n = int(rest)
+                if n < 0:
+                    return None
+                data = f.read(n + 2)[:n]
+                return data.decode()
+            if kind == b"*":
+                return [read() for _ in range(int(rest))]
+            raise AssertionError("bad redis reply %r" % line)
+        return read()
+
+
+class SharedRevocation(AuthBase):
+    """Two server processes on one database: a logout on one is refused by
+    the other (the database is the authority)."""
+
+    def test_logout_on_one_process_is_seen_by_another(self):
+        email = self.make_user("shared@example.com", "viewer")
+        other = Server(env={"DATABASE_URL": self.srv.database_url,
+                            "JWT_SECRET_KEY": self.jwt_key().decode()}, migrate=False)
+        try:
+            other.start()
+            tok = self.tokens(email)
+            r = other.request("GET", "/api/v1/auth/me", headers=bearer(tok["access_token"]))
+            self.assertEqual(r.status, 200, r.text)
+            out = self.srv.request("POST", "/api/v1/auth/logout", headers=bearer(tok["access_token"]))
+            self.assertEqual(out.status, 204, out.text)
+            r = other.request("GET", "/api/v1/auth/me", headers=bearer(tok["access_token"]))
+            self.assert_401(r, "invalid_token")
+        finally:
+            other.close()
+
+
+REDIS_URL = os.environ.get("PYTAKE_TEST_REDIS_URL")
+
+
+@unittest.skipUnless(REDIS_URL, "PYTAKE_TEST_REDIS_URL is not set")
+class RedisRevocation(AuthBase):
+    env = {"REDIS_URL": REDIS_URL}
+
+    def test_logout_mirrors_the_jti_into_redis(self):
+        email = self.make_user("redis1@example.com", "viewer")
+        tok = self.tokens(email)
+        jti = jwt_payload(tok["access_token"])["jti"]
+        r = self.srv.request("POST", "/api/v1/auth/logout", headers=bearer(tok["access_token"]))
+        self.assertEqual(r.status, 204, r.text)
+        key = "pytake:revoked:" + jti
+        self.assertEqual(redis_command(REDIS_URL, "EXISTS", key), 1)
+        ttl = redis_command(REDIS_URL, "TTL", key)
+        self.assertTrue(0 < ttl <= 900, ttl)
+        self.assert_401(self.me(tok["access_token"]), "invalid_token")
+
+    def test_a_jti_revoked_in_redis_is_refused(self):
+        email = self.make_user("redis2@example.com", "viewer")
+        tok = self.tokens(email)["access_token"]
+        self.assertEqual(self.me(tok).status, 200)
+        jti = jwt_payload(tok)["jti"]
+        redis_command(REDIS_URL, "SET", "pytake:revoked:" + jti, "1", "EX", "60")
+        self.assert_401(self.me(tok), "invalid_token")
+
+
+class RedisDown(AuthBase):
+    """REDIS_URL pointing at nothing: authentication goes on with the
+    database alone, and says so in the log (not once per request)."""
+
+    @classmethod
+    def setUpClass(cls):
+        from harness import free_port
+        cls.env = {"REDIS_URL": "redis://127.0.0.1:%d" % free_port()}
+        super().setUpClass()
+
+    def test_auth_works_without_redis(self):
+        email = self.make_user("noredis@example.com", "viewer")
+        tok = self.tokens(email)
+        for _ in range(5):
+            self.assertEqual(self.me(tok["access_token"]).status, 200)
+        r = self.srv.request("POST", "/api/v1/auth/logout", headers=bearer(tok["access_token"]))
+        self.assertEqual(r.status, 204, r.text)
+        self.assert_401(self.me(tok["access_token"]), "invalid_token")
+        warnings = [l for l in self.srv.log_lines()
+                    if l.get("level") == "warn" and "token revocations" in l.get("msg", "")]
+        self.assertGreaterEqual(len(warnings), 1)
+        self.assertLessEqual(len(warnings), 2, warnings)
+
+
 if __name__ == "__main__":
     unittest.main()

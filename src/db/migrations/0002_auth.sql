@@ -40,3 +40,5 @@ CREATE TABLE login_failures (
 ) STRICT;
 
 CREATE INDEX login_failures_email_failed_at_idx ON login_failures (email, failed_at);
+-- For purging rows that left the window, whatever their email.
+CREATE INDEX login_failures_failed_at_idx ON login_failures (failed_at);
