@@ -11,12 +11,16 @@ set -euo pipefail
 
 purpose="${1:-run}"
 
+# build: compilers, meson/ninja, the libraries, cmocka; python3 runs
+# scripts/embed_migrations.py during the build and the test harness.
 build_pkgs=(build-essential pkg-config meson ninja-build libmicrohttpd-dev
 	libjansson-dev libpq-dev libsqlite3-dev libhiredis-dev
-	libcurl4-openssl-dev libssl-dev libsodium-dev libcmocka-dev)
-test_pkgs=(postgresql redis-server python3 sqlite3 curl clang libclang-rt-14-dev)
-bench_pkgs=(wrk curl)
+	libcurl4-openssl-dev libssl-dev libsodium-dev libcmocka-dev python3)
+test_pkgs=(postgresql redis-server sqlite3 curl clang libclang-rt-14-dev)
+bench_pkgs=(wrk curl procps)
 fuzz_pkgs=(clang libclang-rt-14-dev)
+# test: our own PostgreSQL/Redis servers, sqlite3 and psql CLIs for the
+# harness, clang's sanitizer runtime; bench: wrk, curl, free (procps).
 
 case "$purpose" in
 run | build) wanted=("${build_pkgs[@]}") ;;

@@ -29,6 +29,9 @@ static const struct command commands[] = {
 	{ "bootstrap", cmd_bootstrap,
 	  "on an empty database: create org 'demo' and its admin, print the login" },
 	{ "config", cmd_config, "print the effective configuration (secrets masked)" },
+	{ "backup", cmd_backup, "FILE [--force]: copy the database to FILE" },
+	{ "restore", cmd_restore,
+	  "FILE [--force]: replace the database with FILE (--force: even if not empty)" },
 	{ "version", cmd_version, "print the version" },
 	{ "help", cmd_help, "this text" },
 };

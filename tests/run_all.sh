@@ -31,6 +31,7 @@ TOTAL_PASSED=0
 TOTAL_FAILED=0
 BROKEN=0          # suites that could not run at all
 RUN_TMP="$(mktemp -d /tmp/pytake-tests.XXXXXX)"
+export PYTAKE_TEST_TMPDIR="$RUN_TMP"  # the harness's per-server temp dirs
 
 # shellcheck source=lib/pg.sh
 source "$ROOT/tests/lib/pg.sh"

@@ -23,5 +23,9 @@ int cmd_org(int argc, char **argv);
 int cmd_user(int argc, char **argv);
 int cmd_bootstrap(int argc, char **argv);
 int cmd_config(int argc, char **argv);
+/* backup.c: `pytake backup FILE [--force]`, `pytake restore FILE [--force]`
+ * (SQLite online backup API; PostgreSQL pg_dump/pg_restore). */
+int cmd_backup(int argc, char **argv);
+int cmd_restore(int argc, char **argv);
 
 #endif

@@ -130,7 +130,8 @@ int template_variables(const json_t *components, const char *parameter_format,
  * *rendered_out = {"header": string|null, "header_format": ...|null,
  *   "body": string, "footer": string|null,
  *   "buttons": [{"type": "QUICK_REPLY"|"URL"|"PHONE_NUMBER"|"COPY_CODE",
- *                "text": label, "url"?: rendered, "phone_number"?, "code"?}]}.
+ *                "text": label, "url"?: rendered, "phone_number"?, "code"?}]}
+ * (a COPY_CODE button without a label gets WhatsApp's "Copy offer code").
  * Missing, extra or unusable values -> TEMPLATE_INVALID (or BAD_TYPE) with
  * *details_out (fields "parameters[1]", "parameters.body.first_name",
  * "parameters.buttons[0].text", ...). Ownership and codes as above. */

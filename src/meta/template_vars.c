@@ -190,8 +190,14 @@ static bool scan_component(struct tdetails *d, const char *text, size_t ci,
 
 	tfield(field, "components[%zu].text", ci);
 	template_scan_text(text, sc);
-	if (sc->malformed > 0 || sc->too_many) {
-		tdetails_add(d, false, field, "%s has a malformed variable", label);
+	if (sc->malformed > 0) {
+		tdetails_add(d, false, field, "%s has a malformed variable \"%s\"",
+			     label, sc->bad_text);
+		return false;
+	}
+	if (sc->too_many) {
+		tdetails_add(d, false, field, "%s has more than %d variables", label,
+			     TEMPLATE_VARS_MAX);
 		return false;
 	}
 	if (sc->count > max_vars) {
@@ -736,11 +742,14 @@ static char *button_url(const struct tbutton *bt, const char *value)
 
 static json_t *render_button(const struct tbutton *bt, const char *value)
 {
+	const char *label = bt->text;
 	json_t *o = json_object();
 	bool ok = o != NULL;
 
 	ok = ok && json_object_set_new(o, "type", json_string(bt->type)) == 0;
-	ok = ok && json_object_set_new(o, "text", string_or_null(bt->text)) == 0;
+	if (bt->text == NULL && strcmp(bt->type, "COPY_CODE") == 0)
+		label = "Copy offer code"; /* what WhatsApp shows */
+	ok = ok && json_object_set_new(o, "text", string_or_null(label)) == 0;
 	if (ok && strcmp(bt->type, "URL") == 0)
 		ok = json_object_set_new(o, "url", !bt->takes_value ?
 			string_or_null(bt->url) : take_string(button_url(bt, value))) == 0;

@@ -131,6 +131,7 @@ def decode_cursor(c):
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body must not wait 40 ms for an ACK
     server_version = "FakeGraph/1.0"
     sys_version = ""
 
@@ -142,14 +143,19 @@ class Handler(BaseHTTPRequestHandler):
 
     # ------------------------------------------------------------ plumbing
     def send_bytes(self, status, data, ctype="application/json; charset=UTF-8"):
+        """One write per answer: status line, headers and body together."""
         try:
-            self.send_response(status)
+            self.send_response_only(status)
             self.send_header("Content-Type", ctype)
             self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            self.end_headers_only()
+            self.wfile.write(b"".join(self._headers_buffer) + data)
+            self._headers_buffer = []
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
+
+    def end_headers_only(self):
+        self._headers_buffer.append(b"\r\n")
 
     def send_json(self, status, obj):
         self.send_bytes(status, json.dumps(obj, separators=(",", ":")).encode())

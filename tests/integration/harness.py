@@ -205,7 +205,9 @@ class Server:
         self.pg_dbname = None
         self.tmpdir = None
         _LIVE.add(self)
-        self.tmpdir = tempfile.mkdtemp(prefix="pytake-it-")
+        # Under run_all.sh's own temp dir when it set one (removed at its end).
+        self.tmpdir = tempfile.mkdtemp(prefix="pytake-it-",
+                                       dir=os.environ.get("PYTAKE_TEST_TMPDIR") or None)
         self.data_dir = os.path.join(self.tmpdir, "data")
         os.mkdir(self.data_dir)
         self.port = free_port()

@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -127,6 +128,8 @@ static int start_fake(void **state)
 	if (fake_pid == 0) {
 		int devnull = open("/dev/null", O_WRONLY);
 
+		/* Do not outlive a test binary that crashes or is killed. */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		if (devnull >= 0)
 			dup2(devnull, STDOUT_FILENO);
 		execlp("python3", "python3", script, "--port", "0", "--port-file", port_file,
