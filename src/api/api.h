@@ -63,6 +63,24 @@ void api_users_get(struct http_request *req, struct http_response *res);
 void api_users_patch(struct http_request *req, struct http_response *res);
 void api_users_delete(struct http_request *req, struct http_response *res);
 
+/* numbers.c: WhatsApp numbers of the caller's organization (reads viewer+,
+ * writes org_admin; credentials are write-only). */
+void api_numbers_list(struct http_request *req, struct http_response *res);
+void api_numbers_create(struct http_request *req, struct http_response *res);
+void api_numbers_get(struct http_request *req, struct http_response *res);
+void api_numbers_patch(struct http_request *req, struct http_response *res);
+void api_numbers_delete(struct http_request *req, struct http_response *res);
+
+/* templates.c: Meta message templates (API.md "Templates"). */
+void api_templates_list(struct http_request *req, struct http_response *res);
+void api_templates_create(struct http_request *req, struct http_response *res);
+void api_templates_get(struct http_request *req, struct http_response *res);
+void api_templates_patch(struct http_request *req, struct http_response *res);
+void api_templates_delete(struct http_request *req, struct http_response *res);
+void api_templates_submit(struct http_request *req, struct http_response *res);
+void api_templates_preview(struct http_request *req, struct http_response *res);
+void api_templates_sync(struct http_request *req, struct http_response *res);
+
 /* audit.c: GET /api/v1/audit-logs. */
 void api_audit_list(struct http_request *req, struct http_response *res);
 

@@ -61,13 +61,17 @@ void api_metrics_on_complete(void *ctx, const char *route, const char *method, i
 {
 	struct api_metrics *am = ctx;
 	const char *m = method_label(method);
-	char code[8];
+	char code[4];
 
 	if (am == NULL)
 		return;
 	if (status < 100 || status > 599)
 		status = 0;
-	(void)snprintf(code, sizeof code, "%d", status);
+	/* three digits by hand: snprintf costs more than the rest of the hook */
+	code[0] = (char)('0' + status / 100);
+	code[1] = (char)('0' + status / 10 % 10);
+	code[2] = (char)('0' + status % 10);
+	code[3] = '\0';
 	metrics_inc(am->requests, (const char *const[]){ route, m, code }, 1);
 	metrics_record(am->duration, (const char *const[]){ route, m }, duration_us);
 }

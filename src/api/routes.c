@@ -22,6 +22,21 @@ const struct route api_routes[] = {
 	{ "GET", "/api/v1/users/{id}", api_users_get, ROLE_ORG_ADMIN, 0 },
 	{ "PATCH", "/api/v1/users/{id}", api_users_patch, ROLE_ORG_ADMIN, 0 },
 	{ "DELETE", "/api/v1/users/{id}", api_users_delete, ROLE_ORG_ADMIN, 0 },
+	/* WhatsApp numbers: reads for every role (senders for the inbox) */
+	{ "GET", "/api/v1/whatsapp-numbers", api_numbers_list, ROLE_VIEWER, 0 },
+	{ "POST", "/api/v1/whatsapp-numbers", api_numbers_create, ROLE_ORG_ADMIN, 0 },
+	{ "GET", "/api/v1/whatsapp-numbers/{id}", api_numbers_get, ROLE_VIEWER, 0 },
+	{ "PATCH", "/api/v1/whatsapp-numbers/{id}", api_numbers_patch, ROLE_ORG_ADMIN, 0 },
+	{ "DELETE", "/api/v1/whatsapp-numbers/{id}", api_numbers_delete, ROLE_ORG_ADMIN, 0 },
+	/* templates: reads for every role, writes org_admin */
+	{ "GET", "/api/v1/templates", api_templates_list, ROLE_VIEWER, 0 },
+	{ "POST", "/api/v1/templates", api_templates_create, ROLE_ORG_ADMIN, 0 },
+	{ "POST", "/api/v1/templates/sync", api_templates_sync, ROLE_ORG_ADMIN, 0 },
+	{ "GET", "/api/v1/templates/{id}", api_templates_get, ROLE_VIEWER, 0 },
+	{ "PATCH", "/api/v1/templates/{id}", api_templates_patch, ROLE_ORG_ADMIN, 0 },
+	{ "DELETE", "/api/v1/templates/{id}", api_templates_delete, ROLE_ORG_ADMIN, 0 },
+	{ "POST", "/api/v1/templates/{id}/submit", api_templates_submit, ROLE_ORG_ADMIN, 0 },
+	{ "POST", "/api/v1/templates/{id}/preview", api_templates_preview, ROLE_VIEWER, 0 },
 	/* audit log */
 	{ "GET", "/api/v1/audit-logs", api_audit_list, ROLE_ORG_ADMIN, 0 },
 };

@@ -14,6 +14,7 @@ struct http_server;
 struct authn;
 struct ratelimit;
 struct metrics;
+struct graph_client;
 
 struct app {
 	const struct config *cfg;
@@ -29,6 +30,10 @@ struct app {
 	/* Prometheus registry (core/metrics.h) rendered by GET /metrics, set
 	 * by serve; NULL: no metrics (the route answers 404). */
 	struct metrics *metrics;
+	/* Meta Graph API client (meta/graph.h) for GRAPH_API_BASE_URL, set by
+	 * serve; shared by every thread. NULL: routes that call Meta answer
+	 * 503. */
+	struct graph_client *graph;
 };
 
 /* Open the database pool for cfg (which must outlive app). 0 or -1 with a

@@ -14,6 +14,7 @@
 #include "core/metrics.h"
 #include "db/migrate.h"
 #include "http/http.h"
+#include "meta/graph.h"
 
 #define SET migrations_embedded, migrations_embedded_count
 
@@ -111,6 +112,11 @@ int cmd_serve(int argc, char **argv)
 		cli_fail("%s", aerr);
 		goto out;
 	}
+	app.graph = graph_client_new(cfg.graph_api_base_url, 0);
+	if (app.graph == NULL) {
+		cli_fail("GRAPH_API_BASE_URL must be an http(s) URL");
+		goto out;
+	}
 	app.metrics = metrics_new();
 	am = api_metrics_new(app.metrics, &app);
 	if (am == NULL) {
@@ -140,6 +146,8 @@ out:
 	metrics_free(app.metrics);
 	app.metrics = NULL;
 	api_metrics_free(am);
+	graph_client_free(app.graph);
+	app.graph = NULL;
 	app_close(&app);
 	if (rc == 0)
 		log_msg(LOG_INFO, "server stopped");

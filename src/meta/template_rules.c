@@ -5,82 +5,11 @@
  * later rules meaningless (a variable of the other parameter_format, a
  * malformed variable) skips those later rules, so one mistake gives one
  * entry, not a cascade. */
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "meta/template_internal.h"
 #include "meta/template_rules.h"
-
-/* ---- details collector (shared with template_vars.c) ---- */
-
-void tdetails_add(struct tdetails *d, bool type_error, const char *field,
-	const char *fmt, ...)
-{
-	char msg[TEMPLATE_MSG_MAX];
-	json_t *entry;
-	va_list ap;
-
-	va_start(ap, fmt);
-	if (vsnprintf(msg, sizeof msg, fmt, ap) < 0)
-		msg[0] = '\0';
-	va_end(ap);
-	if (type_error)
-		d->bad_type = true;
-	if (d->list == NULL && (d->list = json_array()) == NULL)
-		goto oom;
-	entry = json_pack("{s:s, s:s}", "field", field, "message", msg);
-	if (entry == NULL || json_array_append_new(d->list, entry) != 0)
-		goto oom;
-	return;
-oom:
-	d->oom = true;
-}
-
-int tdetails_finish(struct tdetails *d, json_t **out)
-{
-	int rc;
-
-	*out = NULL;
-	if (d->oom) {
-		rc = TEMPLATE_ERROR;
-	} else if (json_array_size(d->list) == 0) {
-		rc = TEMPLATE_OK;
-	} else {
-		rc = d->bad_type ? TEMPLATE_BAD_TYPE : TEMPLATE_INVALID;
-		*out = d->list;
-		d->list = NULL;
-	}
-	tdetails_release(d);
-	return rc;
-}
-
-void tdetails_release(struct tdetails *d)
-{
-	json_decref(d->list);
-	d->list = NULL;
-	d->bad_type = false;
-	d->oom = false;
-}
-
-void tfield(char *buf, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	if (vsnprintf(buf, TEMPLATE_FIELD_MAX, fmt, ap) < 0)
-		buf[0] = '\0';
-	va_end(ap);
-}
-
-size_t tutf8_len(const char *s)
-{
-	size_t n = 0;
-
-	for (; *s != '\0'; s++)
-		n += ((unsigned char)*s & 0xC0) != 0x80;
-	return n;
-}
 
 /* ---- languages ---- */
 

@@ -1,148 +1,26 @@
-/* template_vars: the {{variable}} scanner, and what uses a template's
- * variables: the variables list, the preview renderer and the send-time
- * components builder (see template_rules.h).
+/* template_vars: what uses a template's variables: the variables list,
+ * the preview renderer and the send-time components builder (see
+ * template_rules.h). This file reads the template and binds parameters;
+ * template_render.c builds the answers.
  *
  * Render and send share one pipeline:
  *   view_load     read the components (first HEADER/BODY/FOOTER/BUTTONS),
  *                 scan their texts, refuse what cannot be filled;
- *   bind_params   split the parameters (short or full form) and match the
+ *   bind_all      split the parameters (short or full form) and match the
  *                 values to the variables, reporting missing/extra/unusable
  *                 ones as details;
- *   build_*       produce the preview object or Meta's components array.
+ *   tview_*       produce the variables list, the preview object or Meta's
+ *                 components array (template_render.c).
  * The view (two scans, ~23 KiB) lives on the heap. Components are assumed to
  * have passed template_validate, but nothing here trusts that: a broken
  * template gives details, never a crash. */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "meta/template_internal.h"
 #include "meta/template_rules.h"
 
-/* ---- scanner ---- */
-
-static bool is_ident_char(char ch)
-{
-	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-	       (ch >= '0' && ch <= '9') || ch == '_';
-}
-
-/* content[0..n) between "{{" and "}}": a number 1..999 without leading zero,
- * or ^[a-z][a-z0-9_]*$ of at most TEMPLATE_VAR_NAME_MAX. */
-static bool parse_var(const char *content, size_t n, struct template_var *v)
-{
-	size_t i;
-
-	if (n == 0)
-		return false;
-	if (content[0] >= '0' && content[0] <= '9') {
-		unsigned num = 0;
-
-		if (content[0] == '0' || n > 3)
-			return false;
-		for (i = 0; i < n; i++) {
-			if (content[i] < '0' || content[i] > '9')
-				return false;
-			num = num * 10 + (unsigned)(content[i] - '0');
-		}
-		v->kind = TEMPLATE_VAR_NUMBER;
-		v->number = num;
-	} else {
-		if (content[0] < 'a' || content[0] > 'z' || n > TEMPLATE_VAR_NAME_MAX)
-			return false;
-		for (i = 0; i < n; i++)
-			if ((content[i] >= 'A' && content[i] <= 'Z'))
-				return false;
-		v->kind = TEMPLATE_VAR_NAME;
-		v->number = 0;
-	}
-	memcpy(v->name, content, n);
-	v->name[n] = '\0';
-	return true;
-}
-
-/* Remember the first malformed "{{" at text[at]: up to its "}}" or 20
- * bytes, stopping at anything that is not printable ASCII. */
-static void note_malformed(struct template_scan *out, const char *text, size_t at)
-{
-	size_t n = 0;
-
-	if (out->malformed++ > 0)
-		return;
-	out->bad_start = at;
-	while (n < sizeof out->bad_text - 4 && text[at + n] >= 0x20 &&
-	       text[at + n] <= 0x7e) {
-		out->bad_text[n] = text[at + n];
-		n++;
-		if (n >= 4 && text[at + n - 1] == '}' && text[at + n - 2] == '}')
-			break;
-	}
-	out->bad_text[n] = '\0';
-}
-
-void template_scan_text(const char *text, struct template_scan *out)
-{
-	size_t i = 0, len;
-
-	memset(out, 0, sizeof *out);
-	if (text == NULL)
-		return;
-	len = strlen(text);
-	while (i + 1 < len) {
-		struct template_var v;
-		size_t j;
-
-		if (text[i] != '{' || text[i + 1] != '{') {
-			i++;
-			continue;
-		}
-		for (j = i + 2; j < len && is_ident_char(text[j]); j++)
-			;
-		if (text[j] != '}' || text[j + 1] != '}' ||
-		    !parse_var(text + i + 2, j - i - 2, &v)) {
-			note_malformed(out, text, i);
-			i += 2;
-			continue;
-		}
-		v.start = i;
-		v.end = j + 2;
-		if (out->count < TEMPLATE_VARS_MAX)
-			out->vars[out->count++] = v;
-		else
-			out->too_many = true;
-		i = j + 2;
-	}
-}
-
 /* ---- the view of a template ---- */
-
-struct tbutton {
-	size_t index;     /* position in the BUTTONS component */
-	const char *type; /* "URL", ... */
-	const char *text; /* label, may be NULL (COPY_CODE) */
-	const char *url;  /* URL */
-	const char *phone;
-	bool takes_value; /* URL with {{1}}, or COPY_CODE */
-	size_t var_start; /* URL with {{1}}: byte offset of "{{" */
-};
-
-/* Distinct variables of one text, as indexes into its scan: ascending
- * numbers (POSITIONAL) or names in order of first use (NAMED). */
-struct tkeys {
-	size_t idx[TEMPLATE_VARS_MAX];
-	size_t n;
-};
-
-struct tview {
-	bool named;
-	const char *header_format;   /* NULL: no header */
-	const char *header_text;     /* TEXT header */
-	const char *body_text, *footer_text;
-	struct template_scan header_sc, body_sc;
-	struct tkeys header_keys, body_keys;
-	struct tbutton buttons[TEMPLATE_BUTTONS_MAX];
-	size_t nbuttons;
-};
 
 static void keys_of(const struct template_scan *sc, bool named, struct tkeys *k)
 {
@@ -168,7 +46,7 @@ static void keys_of(const struct template_scan *sc, bool named, struct tkeys *k)
 }
 
 /* Position of variable occurrence vi of sc among keys k. */
-static size_t key_pos(const struct template_scan *sc, const struct tkeys *k, size_t vi)
+size_t tkey_pos(const struct template_scan *sc, const struct tkeys *k, size_t vi)
 {
 	for (size_t j = 0; j < k->n; j++)
 		if (strcmp(sc->vars[k->idx[j]].name, sc->vars[vi].name) == 0)
@@ -352,13 +230,6 @@ static struct tview *view_new(void)
 struct tforms {
 	const json_t *header, *body, *buttons;
 	const char *body_path;
-};
-
-struct tbind {
-	const char *header_value;    /* TEXT header's variable */
-	const json_t *header_media;  /* media header's object */
-	const char *body[TEMPLATE_VARS_MAX];
-	const char *button[TEMPLATE_BUTTONS_MAX]; /* by position in view */
 };
 
 static bool is_full_form_key(const json_t *params, const char *key)
@@ -556,7 +427,7 @@ static bool has_content(const json_t *v)
 	return v != NULL && !json_is_null(v);
 }
 
-static bool header_is_media(const struct tview *v)
+bool theader_is_media(const struct tview *v)
 {
 	return v->header_format != NULL && strcmp(v->header_format, "TEXT") != 0;
 }
@@ -574,7 +445,7 @@ static void bind_header(struct tdetails *d, const struct tview *v,
 				     "template has no HEADER");
 		return;
 	}
-	if (!header_is_media(v)) {
+	if (!theader_is_media(v)) {
 		bind_text(d, v->named, &s, h, &b->header_value);
 		return;
 	}
@@ -677,266 +548,6 @@ static void bind_all(struct tdetails *d, const struct tview *v,
 	bind_buttons(d, v, &f, b);
 }
 
-/* ---- output ---- */
-
-/* text with each variable replaced by its value; malloc'd, NULL on OOM. */
-static char *substitute(const char *text, const struct template_scan *sc,
-	const struct tkeys *k, const char *const *vals)
-{
-	size_t len = strlen(text), out_len = len, at = 0, o = 0;
-	char *out;
-
-	for (size_t i = 0; i < sc->count; i++) {
-		const char *val = vals[key_pos(sc, k, i)];
-
-		out_len = out_len - (sc->vars[i].end - sc->vars[i].start) +
-			  (val != NULL ? strlen(val) : 0);
-	}
-	out = malloc(out_len + 1);
-	if (out == NULL)
-		return NULL;
-	for (size_t i = 0; i < sc->count; i++) {
-		const char *val = vals[key_pos(sc, k, i)];
-		size_t vl = val != NULL ? strlen(val) : 0;
-
-		memcpy(out + o, text + at, sc->vars[i].start - at);
-		o += sc->vars[i].start - at;
-		if (vl > 0)
-			memcpy(out + o, val, vl);
-		o += vl;
-		at = sc->vars[i].end;
-	}
-	memcpy(out + o, text + at, len - at);
-	out[out_len] = '\0';
-	return out;
-}
-
-/* Steals s (may be NULL: then fails). */
-static json_t *take_string(char *s)
-{
-	json_t *j = s != NULL ? json_string(s) : NULL;
-
-	free(s);
-	return j;
-}
-
-static json_t *string_or_null(const char *s)
-{
-	return s != NULL ? json_string(s) : json_null();
-}
-
-/* URL with its trailing {{1}} replaced by value. */
-static char *button_url(const struct tbutton *bt, const char *value)
-{
-	size_t vl = value != NULL ? strlen(value) : 0;
-	char *out = malloc(bt->var_start + vl + 1);
-
-	if (out == NULL)
-		return NULL;
-	memcpy(out, bt->url, bt->var_start);
-	if (vl > 0)
-		memcpy(out + bt->var_start, value, vl);
-	out[bt->var_start + vl] = '\0';
-	return out;
-}
-
-static json_t *render_button(const struct tbutton *bt, const char *value)
-{
-	const char *label = bt->text;
-	json_t *o = json_object();
-	bool ok = o != NULL;
-
-	ok = ok && json_object_set_new(o, "type", json_string(bt->type)) == 0;
-	if (bt->text == NULL && strcmp(bt->type, "COPY_CODE") == 0)
-		label = "Copy offer code"; /* what WhatsApp shows */
-	ok = ok && json_object_set_new(o, "text", string_or_null(label)) == 0;
-	if (ok && strcmp(bt->type, "URL") == 0)
-		ok = json_object_set_new(o, "url", !bt->takes_value ?
-			string_or_null(bt->url) : take_string(button_url(bt, value))) == 0;
-	if (ok && strcmp(bt->type, "PHONE_NUMBER") == 0)
-		ok = json_object_set_new(o, "phone_number", string_or_null(bt->phone)) == 0;
-	if (ok && strcmp(bt->type, "COPY_CODE") == 0)
-		ok = json_object_set_new(o, "code", string_or_null(value)) == 0;
-	if (!ok) {
-		json_decref(o);
-		return NULL;
-	}
-	return o;
-}
-
-static json_t *render_view(const struct tview *v, const struct tbind *b)
-{
-	const char *hvals[1] = { b->header_value };
-	json_t *o = json_object(), *buttons = json_array(), *header;
-	bool ok = o != NULL && buttons != NULL;
-
-	if (v->header_format != NULL && !header_is_media(v))
-		header = take_string(substitute(v->header_text, &v->header_sc,
-						&v->header_keys, hvals));
-	else
-		header = json_null();
-	ok = ok && json_object_set_new(o, "header", header) == 0;
-	ok = ok && json_object_set_new(o, "header_format",
-				       string_or_null(v->header_format)) == 0;
-	ok = ok && json_object_set_new(o, "body", take_string(substitute(v->body_text,
-			&v->body_sc, &v->body_keys, b->body))) == 0;
-	ok = ok && json_object_set_new(o, "footer", string_or_null(v->footer_text)) == 0;
-	for (size_t i = 0; ok && i < v->nbuttons; i++)
-		ok = json_array_append_new(buttons, render_button(&v->buttons[i],
-							  b->button[i])) == 0;
-	ok = ok && json_object_set(o, "buttons", buttons) == 0;
-	json_decref(buttons);
-	if (!ok) {
-		json_decref(o);
-		return NULL;
-	}
-	return o;
-}
-
-/* {"type": "text", ["parameter_name": name,] "text": value} */
-static json_t *text_param(bool named, const char *name, const char *value)
-{
-	if (named)
-		return json_pack("{s:s, s:s, s:s}", "type", "text",
-				 "parameter_name", name, "text", value != NULL ? value : "");
-	return json_pack("{s:s, s:s}", "type", "text", "text", value != NULL ? value : "");
-}
-
-/* Append {"type": type, "parameters": [params...]}; steals params. */
-static bool append_component(json_t *arr, const char *type, json_t *params)
-{
-	json_t *c = params != NULL ? json_pack("{s:s, s:o}", "type", type,
-					       "parameters", params) : NULL;
-
-	return json_array_append_new(arr, c) == 0;
-}
-
-static json_t *text_params(bool named, const struct template_scan *sc,
-	const struct tkeys *k, const char *const *vals)
-{
-	json_t *arr = json_array();
-
-	for (size_t i = 0; arr != NULL && i < k->n; i++) {
-		if (json_array_append_new(arr, text_param(named,
-				sc->vars[k->idx[i]].name, vals[i])) != 0) {
-			json_decref(arr);
-			arr = NULL;
-		}
-	}
-	return arr;
-}
-
-/* Copy of the known keys of a media / location value. */
-static json_t *media_copy(const json_t *m)
-{
-	static const char *const keys[] = { "link", "id", "filename", "latitude",
-					    "longitude", "name", "address" };
-	json_t *o = json_object();
-
-	for (size_t i = 0; o != NULL && i < sizeof keys / sizeof keys[0]; i++) {
-		json_t *v = json_object_get(m, keys[i]);
-
-		if (v != NULL && (json_is_string(v) || json_is_number(v)) &&
-		    json_object_set(o, keys[i], v) != 0) {
-			json_decref(o);
-			o = NULL;
-		}
-	}
-	return o;
-}
-
-static bool send_header(json_t *arr, const struct tview *v, const struct tbind *b)
-{
-	static const char *const formats[][2] = { { "IMAGE", "image" },
-		{ "VIDEO", "video" }, { "DOCUMENT", "document" }, { "LOCATION", "location" } };
-	const char *hvals[1] = { b->header_value };
-
-	if (v->header_format == NULL)
-		return true;
-	if (!header_is_media(v))
-		return v->header_keys.n == 0 || append_component(arr, "header",
-			text_params(v->named, &v->header_sc, &v->header_keys, hvals));
-	for (size_t i = 0; i < 4; i++) {
-		if (strcmp(v->header_format, formats[i][0]) != 0)
-			continue;
-		return append_component(arr, "header", json_pack("[{s:s, s:o}]",
-			"type", formats[i][1], formats[i][1], media_copy(b->header_media)));
-	}
-	return true; /* unknown format: nothing Meta could take */
-}
-
-static bool send_button(json_t *arr, const struct tbutton *bt, const char *value)
-{
-	bool copy = strcmp(bt->type, "COPY_CODE") == 0;
-	char index[24];
-	json_t *c;
-
-	if (snprintf(index, sizeof index, "%zu", bt->index) < 0)
-		return false;
-	c = json_pack("{s:s, s:s, s:s, s:[{s:s, s:s}]}", "type", "button",
-		      "sub_type", copy ? "copy_code" : "url", "index", index,
-		      "parameters", "type", copy ? "coupon_code" : "text",
-		      copy ? "coupon_code" : "text", value != NULL ? value : "");
-	return json_array_append_new(arr, c) == 0;
-}
-
-static json_t *send_view(const struct tview *v, const struct tbind *b)
-{
-	json_t *arr = json_array();
-	bool ok = arr != NULL && send_header(arr, v, b);
-
-	if (ok && v->body_keys.n > 0)
-		ok = append_component(arr, "body", text_params(v->named, &v->body_sc,
-					&v->body_keys, b->body));
-	for (size_t i = 0; ok && i < v->nbuttons; i++)
-		if (v->buttons[i].takes_value)
-			ok = send_button(arr, &v->buttons[i], b->button[i]);
-	if (!ok) {
-		json_decref(arr);
-		return NULL;
-	}
-	return arr;
-}
-
-static json_t *keys_json(const struct template_scan *sc, const struct tkeys *k)
-{
-	json_t *arr = json_array();
-
-	for (size_t i = 0; arr != NULL && i < k->n; i++) {
-		if (json_array_append_new(arr, json_string(sc->vars[k->idx[i]].name)) != 0) {
-			json_decref(arr);
-			arr = NULL;
-		}
-	}
-	return arr;
-}
-
-static json_t *variables_view(const struct tview *v)
-{
-	json_t *buttons = json_array();
-	json_t *o = json_pack("{s:o, s:o, s:o}", "header", keys_json(&v->header_sc,
-		&v->header_keys), "header_format", string_or_null(v->header_format),
-		"body", keys_json(&v->body_sc, &v->body_keys));
-	bool ok = o != NULL && buttons != NULL;
-
-	for (size_t i = 0; ok && i < v->nbuttons; i++) {
-		const struct tbutton *bt = &v->buttons[i];
-
-		if (!bt->takes_value)
-			continue;
-		ok = json_array_append_new(buttons, json_pack("{s:i, s:s, s:[s]}",
-			"index", (json_int_t)bt->index, "type", bt->type, "variables",
-			strcmp(bt->type, "COPY_CODE") == 0 ? "coupon_code" : "1")) == 0;
-	}
-	ok = ok && json_object_set(o, "buttons", buttons) == 0;
-	json_decref(buttons);
-	if (!ok) {
-		json_decref(o);
-		return NULL;
-	}
-	return o;
-}
-
 /* ---- public entry points ---- */
 
 enum run_mode { RUN_VARIABLES, RUN_RENDER, RUN_SEND };
@@ -964,11 +575,11 @@ static int run(enum run_mode mode, const json_t *components, const char *fmt,
 	if (rc != TEMPLATE_OK)
 		goto out;
 	if (mode == RUN_VARIABLES)
-		result = variables_view(v);
+		result = tview_variables(v);
 	else if (mode == RUN_RENDER)
-		result = render_view(v, b);
+		result = tview_render(v, b);
 	else
-		result = send_view(v, b);
+		result = tview_send(v, b);
 	if (result == NULL) {
 		rc = TEMPLATE_ERROR;
 		goto out;

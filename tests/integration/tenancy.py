@@ -30,6 +30,11 @@ TENANT_ROUTES = [
     ("PATCH", "/api/v1/users/{user_id}", {"is_active": False}),
     ("PATCH", "/api/v1/users/{user_id}", {"password": "hijacked-password"}),
     ("DELETE", "/api/v1/users/{user_id}", None),
+    ("GET", "/api/v1/whatsapp-numbers/{number_id}", None),
+    ("PATCH", "/api/v1/whatsapp-numbers/{number_id}",
+     {"display_phone_number": "+1 555 000 6666", "throughput_mps": 1,
+      "access_token": "HIJACKED-TOKEN", "app_secret": None}),
+    ("DELETE", "/api/v1/whatsapp-numbers/{number_id}", None),
 ]
 
 
@@ -37,10 +42,35 @@ def _user_ids(srv, tenant):
     return {"user_id": tenant["users"]["agent"]["id"]}
 
 
-RESOURCE_MAKERS = [_user_ids]
+_number_seq = [0]
+
+
+def make_number(srv, tenant, **fields):
+    """POST /api/v1/whatsapp-numbers as the tenant's org_admin with a
+    phone_number_id unique in this process; returns the answer's JSON."""
+    import os
+    _number_seq[0] += 1
+    body = {"phone_number_id": "%d%04d" % (os.getpid(), _number_seq[0]),
+            "waba_id": "7700%d" % os.getpid(), "display_phone_number": "+1 555 010 %04d" % _number_seq[0],
+            "access_token": "tenancy-token-%d" % _number_seq[0]}
+    body.update(fields)
+    r = srv.request("POST", "/api/v1/whatsapp-numbers", body,
+                    headers=bearer(tenant["users"]["org_admin"]["token"]))
+    if r.status != 201:
+        raise AssertionError("create number: %r" % (r,))
+    return r.json()
+
+
+def _number_ids(srv, tenant):
+    return {"number_id": make_number(srv, tenant)["id"],
+            "victim_number_id": make_number(srv, tenant)["id"]}
+
+
+RESOURCE_MAKERS = [_user_ids, _number_ids]
 
 SNAPSHOTS = {
     "user_id": "/api/v1/users/{user_id}",
+    "number_id": "/api/v1/whatsapp-numbers/{number_id}",
 }
 
 # Bodies of writes are chosen so an allowed call does no harm ({} -> 422 on
@@ -57,6 +87,12 @@ ROLE_ROUTES = [
     ("DELETE", "/api/v1/users/{victim_id}", None, "org_admin"),
     ("GET", "/api/v1/audit-logs", None, "org_admin"),
     ("GET", "/api/v1/auth/me", None, "viewer"),
+    # WhatsApp numbers: reads for every role (senders for the inbox), writes org_admin
+    ("GET", "/api/v1/whatsapp-numbers", None, "viewer"),
+    ("POST", "/api/v1/whatsapp-numbers", {}, "org_admin"),
+    ("GET", "/api/v1/whatsapp-numbers/{number_id}", None, "viewer"),
+    ("PATCH", "/api/v1/whatsapp-numbers/{number_id}", {}, "org_admin"),
+    ("DELETE", "/api/v1/whatsapp-numbers/{victim_number_id}", None, "org_admin"),
 ]
 
 
@@ -101,7 +137,9 @@ def check_cross_tenant(tc, srv, a, b, routes=None):
 
 def check_role_matrix(tc, srv, tenant, su_token, ids, routes=None):
     """Each route x role: 403 forbidden exactly when the role is below the
-    route's least role; otherwise neither 401 nor 403."""
+    route's least role; otherwise neither 401 nor 403. ids the caller does
+    not pass come from RESOURCE_MAKERS (tenant's own resources)."""
+    ids = dict(collect_ids(srv, tenant), **ids)  # the caller's ids win
     tokens = {role: tenant["users"][role]["token"] for role in ("viewer", "agent", "org_admin")}
     tokens["super_admin"] = su_token
     for method, path, body, least in routes or ROLE_ROUTES:
