@@ -35,6 +35,13 @@ TENANT_ROUTES = [
      {"display_phone_number": "+1 555 000 6666", "throughput_mps": 1,
       "access_token": "HIJACKED-TOKEN", "app_secret": None}),
     ("DELETE", "/api/v1/whatsapp-numbers/{number_id}", None),
+    # templates (the whatsapp_number_id of POST /templates and /sync bodies is
+    # a body field: test_templates.py checks it answers 422 alike)
+    ("GET", "/api/v1/templates/{template_id}", None),
+    ("PATCH", "/api/v1/templates/{template_id}", {"category": "MARKETING"}),
+    ("DELETE", "/api/v1/templates/{template_id}", None),
+    ("POST", "/api/v1/templates/{template_id}/submit", None),
+    ("POST", "/api/v1/templates/{template_id}/preview", {"parameters": []}),
 ]
 
 
@@ -66,11 +73,47 @@ def _number_ids(srv, tenant):
             "victim_number_id": make_number(srv, tenant)["id"]}
 
 
-RESOURCE_MAKERS = [_user_ids, _number_ids]
+_template_seq = [0]
+
+
+def make_template(srv, tenant, number_id, **fields):
+    """POST /api/v1/templates (a valid DRAFT UTILITY template with one body
+    text, name unique in this process) as the tenant's org_admin; returns
+    the answer's JSON."""
+    _template_seq[0] += 1
+    body = {"whatsapp_number_id": number_id, "name": "tenancy_tpl_%d" % _template_seq[0],
+            "language": "en_US", "category": "UTILITY",
+            "components": [{"type": "BODY", "text": "Your order has shipped."}]}
+    body.update(fields)
+    r = srv.request("POST", "/api/v1/templates", body,
+                    headers=bearer(tenant["users"]["org_admin"]["token"]))
+    if r.status != 201:
+        raise AssertionError("create template: %r" % (r,))
+    return r.json()
+
+
+def _template_ids(srv, tenant):
+    """template_id / victim_template_id: DRAFT templates; gone_template_id:
+    a DRAFT template whose number was deleted, so submitting it stops at
+    409 before any call to Meta (role matrix without a Graph server)."""
+    number = make_number(srv, tenant)["id"]
+    gone_number = make_number(srv, tenant)["id"]
+    ids = {"template_id": make_template(srv, tenant, number)["id"],
+           "victim_template_id": make_template(srv, tenant, number)["id"],
+           "gone_template_id": make_template(srv, tenant, gone_number)["id"]}
+    r = srv.request("DELETE", "/api/v1/whatsapp-numbers/" + gone_number,
+                    headers=bearer(tenant["users"]["org_admin"]["token"]))
+    if r.status != 204:
+        raise AssertionError("delete number: %r" % (r,))
+    return ids
+
+
+RESOURCE_MAKERS = [_user_ids, _number_ids, _template_ids]
 
 SNAPSHOTS = {
     "user_id": "/api/v1/users/{user_id}",
     "number_id": "/api/v1/whatsapp-numbers/{number_id}",
+    "template_id": "/api/v1/templates/{template_id}",
 }
 
 # Bodies of writes are chosen so an allowed call does no harm ({} -> 422 on
@@ -93,6 +136,16 @@ ROLE_ROUTES = [
     ("GET", "/api/v1/whatsapp-numbers/{number_id}", None, "viewer"),
     ("PATCH", "/api/v1/whatsapp-numbers/{number_id}", {}, "org_admin"),
     ("DELETE", "/api/v1/whatsapp-numbers/{victim_number_id}", None, "org_admin"),
+    # templates: reads (and preview) for every role, writes org_admin; no
+    # allowed call here reaches Meta (sync {} is 422, gone_template_id 409)
+    ("GET", "/api/v1/templates", None, "viewer"),
+    ("POST", "/api/v1/templates", {}, "org_admin"),
+    ("GET", "/api/v1/templates/{template_id}", None, "viewer"),
+    ("PATCH", "/api/v1/templates/{template_id}", {}, "org_admin"),
+    ("DELETE", "/api/v1/templates/{victim_template_id}", None, "org_admin"),
+    ("POST", "/api/v1/templates/{gone_template_id}/submit", None, "org_admin"),
+    ("POST", "/api/v1/templates/sync", {}, "org_admin"),
+    ("POST", "/api/v1/templates/{template_id}/preview", {"parameters": []}, "viewer"),
 ]
 
 

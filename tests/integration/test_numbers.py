@@ -336,6 +336,9 @@ class NumbersTest(unittest.TestCase):
         self.assertGreater(len(self.secrets), 5)
         data = self.db_bytes()
         log = self.srv.log_text()
+        # positive controls: the scans do see what the server stored / logged
+        self.assertIn(n["phone_number_id"].encode(), data)
+        self.assertIn(n["id"], log)
         for s in self.secrets:
             with self.subTest(secret=s[:12]):
                 for text in self.answers:

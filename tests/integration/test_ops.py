@@ -200,6 +200,25 @@ class MetricsTest(unittest.TestCase):
         self.assertNotIn("BREW", methods)
 
 
+class RateLimitMetricsTest(unittest.TestCase):
+
+    def test_rejections_are_counted(self):
+        with Server(env={"RATE_LIMIT_ENABLED": "true",
+                         "RATE_LIMIT_REQUESTS_PER_MINUTE": "2"}) as srv:
+            statuses = [srv.request("POST", "/api/v1/auth/login",
+                                    {"email": "x@y.test", "password": "nope-nope"}).status
+                        for _ in range(5)]
+            self.assertIn(429, statuses)
+            r = srv.request("GET", "/metrics")
+            self.assertEqual(r.status, 200)  # /metrics itself is never limited
+            _, samples = parse_prometheus(r.text)
+            self.assertEqual(sample_value(samples, "pytake_ratelimit_rejections_total"),
+                             statuses.count(429))
+            self.assertEqual(sample_value(samples, "pytake_http_requests_total",
+                                          route="/api/v1/auth/login", method="POST",
+                                          status="429"), statuses.count(429))
+
+
 def org_slugs(srv):
     return sorted(x for x in srv.sql("SELECT slug FROM organizations").split() if x)
 
