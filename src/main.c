@@ -32,6 +32,8 @@ static const struct command commands[] = {
 	{ "backup", cmd_backup, "FILE [--force]: copy the database to FILE" },
 	{ "restore", cmd_restore,
 	  "FILE [--force]: replace the database with FILE (--force: even if not empty)" },
+	{ "webhooks", cmd_webhooks,
+	  "tail [--org SLUG] [--unrouted] [--from-start]: follow webhook events as JSON lines" },
 	{ "version", cmd_version, "print the version" },
 	{ "help", cmd_help, "this text" },
 };

@@ -38,10 +38,56 @@ source "$ROOT/tests/lib/pg.sh"
 # shellcheck source=lib/redis.sh
 source "$ROOT/tests/lib/redis.sh"
 
+WATCHDOG_PID=""
 cleanup() {
+	if [[ -n "$WATCHDOG_PID" ]]; then
+		kill -TERM "$WATCHDOG_PID" 2>/dev/null
+		wait "$WATCHDOG_PID" 2>/dev/null
+	fi
 	pg_stop
 	redis_stop
 	rm -rf "$RUN_TMP"
+}
+
+# If this script dies without running its traps (SIGKILL), a watchdog in its
+# own session stops the servers it started, by PID, and removes their dirs:
+# postgres runs in its own session (pg_ctl) and would outlive us otherwise.
+# pg.sh/redis.sh append "dir PATH" / "pid PID" lines to PYTAKE_SVC_STATE as
+# soon as they know them; a postgres still starting is found through its
+# postmaster.pid.
+export PYTAKE_SVC_STATE="$RUN_TMP/services"
+: >"$PYTAKE_SVC_STATE"
+start_watchdog() {
+	setsid bash -c '
+		parent=$1 state=$2 run_tmp=$3
+		trap "exit 0" TERM
+		while kill -0 "$parent" 2>/dev/null; do sleep 2 & wait $!; done
+		pids=() dirs=()
+		while read -r kind value; do
+			case "$kind" in
+			pid) pids+=("$value") ;;
+			dir)
+				dirs+=("$value")
+				if [[ -f "$value/data/postmaster.pid" ]]; then
+					pids+=("$(head -n 1 "$value/data/postmaster.pid")")
+				fi
+				;;
+			esac
+		done <"$state"
+		for pid in "${pids[@]}"; do kill -INT "$pid" 2>/dev/null; done
+		for _ in $(seq 1 100); do
+			alive=0
+			for pid in "${pids[@]}"; do
+				kill -0 "$pid" 2>/dev/null && alive=1
+			done
+			((alive)) || break
+			sleep 0.1
+		done
+		for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null; done
+		rm -rf "${dirs[@]}" "$run_tmp"
+	' run_all-watchdog "$$" "$PYTAKE_SVC_STATE" "$RUN_TMP" \
+		</dev/null >/dev/null 2>&1 &
+	WATCHDOG_PID=$!
 }
 CHILD_PID=""
 TAIL_PID=""
@@ -131,7 +177,7 @@ run_integration() {
 	out="$RUN_TMP/integration-$engine.out"
 	say "== black-box tests, engine $engine"
 	: >"$out"
-	env PYTAKE_TEST_ENGINE="$engine" timeout -k 10 "$INTEGRATION_TIMEOUT" \
+	env PYTAKE_TEST_ENGINE="$engine" PYTAKE_TEST_PARENT_PID="$$" timeout -k 10 "$INTEGRATION_TIMEOUT" \
 		python3 -u "$ROOT/tests/integration/run.py" >"$out" 2>&1 </dev/null &
 	CHILD_PID=$!
 	# Show the suite's output, indented, as it goes; tail ends by itself
@@ -169,6 +215,7 @@ main() {
 		count 0 1
 	fi
 
+	start_watchdog
 	say "== starting throwaway PostgreSQL and Redis"
 	if ! pg_start; then
 		broken "PostgreSQL could not start"

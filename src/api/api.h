@@ -81,6 +81,55 @@ void api_templates_submit(struct http_request *req, struct http_response *res);
 void api_templates_preview(struct http_request *req, struct http_response *res);
 void api_templates_sync(struct http_request *req, struct http_response *res);
 
+/* webhooks.c: Meta webhooks (API.md "Webhooks from Meta"). */
+struct webhook_event;
+/* Start the group-commit writer over app->db and register the webhook
+ * metrics in m (may be NULL). NULL on failure. Free with
+ * api_webhooks_free() after the HTTP server stopped (it writes what is
+ * still queued, then joins the writer). */
+struct webhooks *api_webhooks_new(struct app *app, struct metrics *m);
+void api_webhooks_free(struct webhooks *wh);
+void api_webhooks_verify(struct http_request *req, struct http_response *res);
+void api_webhooks_receive(struct http_request *req, struct http_response *res);
+void api_webhooks_number_verify(struct http_request *req, struct http_response *res);
+void api_webhooks_number_receive(struct http_request *req, struct http_response *res);
+void api_webhooks_events(struct http_request *req, struct http_response *res);
+/* An event as the API and `pytake webhooks tail` show it: {id (string),
+ * received_at, source, organization_id, whatsapp_number_id, field,
+ * processed_at, attempts, error, payload (parsed body, null when not
+ * JSON)}. New reference; NULL on out of memory. */
+json_t *api_webhook_event_json(const struct webhook_event *ev);
+
+/* conversations.c: the inbox (reads viewer+, assign/close agent+). */
+void api_conversations_list(struct http_request *req, struct http_response *res);
+void api_conversations_get(struct http_request *req, struct http_response *res);
+void api_conversations_messages(struct http_request *req, struct http_response *res);
+void api_conversations_assign(struct http_request *req, struct http_response *res);
+void api_conversations_close(struct http_request *req, struct http_response *res);
+
+/* messages.c: POST /api/v1/messages (agent+), GET /api/v1/messages/{id}. */
+void api_messages_send(struct http_request *req, struct http_response *res);
+void api_messages_get(struct http_request *req, struct http_response *res);
+
+/* contacts.c: contacts of the caller's organization (API.md "Contacts";
+ * reads viewer+, writes agent+). */
+struct contact;
+/* A contact as the API shows it (also embedded by conversations). New ref. */
+json_t *api_contact_json(const struct contact *c);
+void api_contacts_list(struct http_request *req, struct http_response *res);
+void api_contacts_create(struct http_request *req, struct http_response *res);
+void api_contacts_get(struct http_request *req, struct http_response *res);
+void api_contacts_patch(struct http_request *req, struct http_response *res);
+void api_contacts_delete(struct http_request *req, struct http_response *res);
+void api_contacts_opt_out(struct http_request *req, struct http_response *res);
+void api_contacts_opt_in(struct http_request *req, struct http_response *res);
+/* POST /api/v1/contacts/import (text/csv; route flag ROUTE_RAW_BODY). */
+void api_contacts_import(struct http_request *req, struct http_response *res);
+
+/* pricing.c: rate cards (API.md "Costs"): GET viewer+, PUT super_admin. */
+void api_pricing_rates_get(struct http_request *req, struct http_response *res);
+void api_pricing_rates_put(struct http_request *req, struct http_response *res);
+
 /* audit.c: GET /api/v1/audit-logs. */
 void api_audit_list(struct http_request *req, struct http_response *res);
 

@@ -37,6 +37,35 @@ const struct route api_routes[] = {
 	{ "DELETE", "/api/v1/templates/{id}", api_templates_delete, ROLE_ORG_ADMIN, 0 },
 	{ "POST", "/api/v1/templates/{id}/submit", api_templates_submit, ROLE_ORG_ADMIN, 0 },
 	{ "POST", "/api/v1/templates/{id}/preview", api_templates_preview, ROLE_VIEWER, 0 },
+	/* Meta webhooks: raw signed bodies, never rate limited per IP */
+	{ "GET", "/webhooks/meta", api_webhooks_verify, ROLE_NONE, ROUTE_NO_RATE_LIMIT },
+	{ "POST", "/webhooks/meta", api_webhooks_receive, ROLE_NONE,
+	  ROUTE_RAW_BODY | ROUTE_NO_RATE_LIMIT },
+	{ "GET", "/webhooks/meta/{webhook_path}", api_webhooks_number_verify, ROLE_NONE,
+	  ROUTE_NO_RATE_LIMIT },
+	{ "POST", "/webhooks/meta/{webhook_path}", api_webhooks_number_receive, ROLE_NONE,
+	  ROUTE_RAW_BODY | ROUTE_NO_RATE_LIMIT },
+	{ "GET", "/api/v1/webhooks/events", api_webhooks_events, ROLE_ORG_ADMIN, 0 },
+	/* contacts: reads for every role, writes agent+ */
+	{ "GET", "/api/v1/contacts", api_contacts_list, ROLE_VIEWER, 0 },
+	{ "POST", "/api/v1/contacts", api_contacts_create, ROLE_AGENT, 0 },
+	{ "POST", "/api/v1/contacts/import", api_contacts_import, ROLE_AGENT, ROUTE_RAW_BODY },
+	{ "GET", "/api/v1/contacts/{id}", api_contacts_get, ROLE_VIEWER, 0 },
+	{ "PATCH", "/api/v1/contacts/{id}", api_contacts_patch, ROLE_AGENT, 0 },
+	{ "DELETE", "/api/v1/contacts/{id}", api_contacts_delete, ROLE_AGENT, 0 },
+	{ "POST", "/api/v1/contacts/{id}/opt-out", api_contacts_opt_out, ROLE_AGENT, 0 },
+	{ "POST", "/api/v1/contacts/{id}/opt-in", api_contacts_opt_in, ROLE_AGENT, 0 },
+	/* conversations and messages: reads for every role, writes agent+ */
+	{ "GET", "/api/v1/conversations", api_conversations_list, ROLE_VIEWER, 0 },
+	{ "GET", "/api/v1/conversations/{id}", api_conversations_get, ROLE_VIEWER, 0 },
+	{ "GET", "/api/v1/conversations/{id}/messages", api_conversations_messages, ROLE_VIEWER, 0 },
+	{ "POST", "/api/v1/conversations/{id}/assign", api_conversations_assign, ROLE_AGENT, 0 },
+	{ "POST", "/api/v1/conversations/{id}/close", api_conversations_close, ROLE_AGENT, 0 },
+	{ "POST", "/api/v1/messages", api_messages_send, ROLE_AGENT, 0 },
+	{ "GET", "/api/v1/messages/{id}", api_messages_get, ROLE_VIEWER, 0 },
+	/* rate cards: installation-wide, read by every role, loaded by super_admin */
+	{ "GET", "/api/v1/pricing/rates", api_pricing_rates_get, ROLE_VIEWER, 0 },
+	{ "PUT", "/api/v1/pricing/rates", api_pricing_rates_put, ROLE_SUPER_ADMIN, ROUTE_RAW_BODY },
 	/* audit log */
 	{ "GET", "/api/v1/audit-logs", api_audit_list, ROLE_ORG_ADMIN, 0 },
 };

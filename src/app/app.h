@@ -15,6 +15,7 @@ struct authn;
 struct ratelimit;
 struct metrics;
 struct graph_client;
+struct webhooks;
 
 struct app {
 	const struct config *cfg;
@@ -34,6 +35,10 @@ struct app {
 	 * serve; shared by every thread. NULL: routes that call Meta answer
 	 * 503. */
 	struct graph_client *graph;
+	/* Meta webhook ingestion (api/webhooks.c: group-commit writer and
+	 * per-number secrets cache), set by serve; NULL: /webhooks/meta
+	 * answers 503. */
+	struct webhooks *webhooks;
 };
 
 /* Open the database pool for cfg (which must outlive app). 0 or -1 with a

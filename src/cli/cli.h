@@ -27,5 +27,8 @@ int cmd_config(int argc, char **argv);
  * (SQLite online backup API; PostgreSQL pg_dump/pg_restore). */
 int cmd_backup(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
+/* webhooks.c: `pytake webhooks tail [--org SLUG] [--unrouted] [--from-start]
+ * [--interval-ms N] [--count N]`: new webhook events as JSON lines. */
+int cmd_webhooks(int argc, char **argv);
 
 #endif

@@ -14,6 +14,7 @@
 #include "core/metrics.h"
 #include "db/migrate.h"
 #include "http/http.h"
+#include "jobs/webhook_processor.h"
 #include "meta/graph.h"
 
 #define SET migrations_embedded, migrations_embedded_count
@@ -97,6 +98,7 @@ int cmd_serve(int argc, char **argv)
 		return 1;
 	int rc = 1;
 	struct api_metrics *am = NULL;
+	struct webhook_processor *processor = NULL;
 	if (ensure_schema(&app) != 0)
 		goto out;
 	if (password_setup(0, PASSWORD_DEFAULT_WAIT_MS) != 0) {
@@ -123,6 +125,15 @@ int cmd_serve(int argc, char **argv)
 		cli_fail("cannot set up the metrics registry (out of memory)");
 		goto out;
 	}
+	app.webhooks = api_webhooks_new(&app, app.metrics);
+	if (app.webhooks == NULL) {
+		cli_fail("cannot start the webhook writer (out of memory or threads)");
+		goto out;
+	}
+	if (webhook_processor_start(&app, &processor) != 0) {
+		cli_fail("cannot start the webhook processor thread");
+		goto out;
+	}
 	if (start_server(&app, am, &app.server) != 0)
 		goto out;
 	log_event(LOG_INFO, "server started", LF_S("address", cfg.bind_address),
@@ -139,6 +150,11 @@ int cmd_serve(int argc, char **argv)
 	app.server = NULL;
 	rc = 0;
 out:
+	/* after the server stopped: writes what is queued, joins the writer */
+	api_webhooks_free(app.webhooks);
+	app.webhooks = NULL;
+	/* after the writer flushed: finishes its batch, joins the thread */
+	webhook_processor_stop(processor);
 	authn_free(app.authn);
 	app.authn = NULL;
 	ratelimit_free(app.rl);

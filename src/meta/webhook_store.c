@@ -327,9 +327,9 @@ static void q_cond(struct query *q, const char *cond, struct db_param v)
 	q_add(q, buf);
 }
 
-/* Append " AND <text>" with "$A"/"$B" already resolved by the caller
- * into parameter numbers; adds the parameters a and b. */
-static void q_keyset(struct query *q, const char *fmt, struct db_param a, struct db_param b)
+/* Append the keyset condition "after (a = received_at, b = id)" in
+ * (received_at DESC, id DESC) order, adding both parameters. */
+static void q_keyset(struct query *q, struct db_param a, struct db_param b)
 {
 	char buf[256];
 	if (q->np + 2 > (int)(sizeof q->p / sizeof q->p[0])) {
@@ -338,7 +338,20 @@ static void q_keyset(struct query *q, const char *fmt, struct db_param a, struct
 	}
 	q->p[q->np++] = a;
 	q->p[q->np++] = b;
-	snprintf(buf, sizeof buf, fmt, q->np - 1, q->np - 1, q->np);
+	snprintf(buf, sizeof buf, " AND (received_at < $%d OR (received_at = $%d AND id < $%d))",
+		 q->np - 1, q->np - 1, q->np);
+	q_add(q, buf);
+}
+
+static void q_limit(struct query *q, int limit)
+{
+	char buf[32];
+	if (q->np >= (int)(sizeof q->p / sizeof q->p[0])) {
+		q->bad = true;
+		return;
+	}
+	q->p[q->np++] = DBP_INT(limit);
+	snprintf(buf, sizeof buf, " LIMIT $%d", q->np);
 	q_add(q, buf);
 }
 
@@ -372,10 +385,9 @@ int webhook_store_list(struct db_conn *c, const struct webhook_filter *f, int li
 
 	q_filter(&q, f);
 	if (before_id > 0)
-		q_keyset(&q, " AND (received_at < $%d OR (received_at = $%d AND id < $%d))",
-			 DBP_INT(before_received_at), DBP_INT(before_id));
+		q_keyset(&q, DBP_INT(before_received_at), DBP_INT(before_id));
 	q_add(&q, " ORDER BY received_at DESC, id DESC");
-	q_cond(&q, "TRUE LIMIT $?", DBP_INT(limit));
+	q_limit(&q, limit);
 	return q_run(c, &q, out, n);
 }
 
@@ -387,7 +399,7 @@ int webhook_store_since(struct db_conn *c, const struct webhook_filter *f,
 	q_filter(&q, f);
 	q_cond(&q, "id > $?", DBP_INT(after_id));
 	q_add(&q, " ORDER BY id");
-	q_cond(&q, "TRUE LIMIT $?", DBP_INT(limit));
+	q_limit(&q, limit);
 	return q_run(c, &q, out, n);
 }
 

@@ -10,8 +10,10 @@ Usage: PYTAKE_TEST_ENGINE=sqlite|postgresql python3 tests/integration/run.py [-k
 """
 import argparse
 import os
+import _thread
 import signal
 import sys
+import threading
 import time
 import unittest
 
@@ -69,6 +71,22 @@ class LineResult(unittest.TestResult):
             self._line(tag, subtest)
 
 
+def watch_parent(pid):
+    """Interrupt the suite (like Ctrl-C) when process pid is gone: run_all.sh
+    sets PYTAKE_TEST_PARENT_PID so a killed run leaves no suite running."""
+    def loop():
+        while True:
+            time.sleep(1)
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                _thread.interrupt_main()
+                return
+            except PermissionError:
+                pass
+    threading.Thread(target=loop, name="parent-watch", daemon=True).start()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-k", dest="pattern", action="append",
@@ -87,6 +105,9 @@ def main():
     def on_term(signum, frame):
         raise KeyboardInterrupt()
     signal.signal(signal.SIGTERM, on_term)
+    parent = os.environ.get("PYTAKE_TEST_PARENT_PID", "")
+    if parent.isdigit():
+        watch_parent(int(parent))
 
     out = sys.stdout
     out.write("black-box suite, engine %s, %d test(s)\n" % (engine, suite.countTestCases()))

@@ -42,6 +42,20 @@ TENANT_ROUTES = [
     ("DELETE", "/api/v1/templates/{template_id}", None),
     ("POST", "/api/v1/templates/{template_id}/submit", None),
     ("POST", "/api/v1/templates/{template_id}/preview", {"parameters": []}),
+    # conversations and messages (whatsapp_number_id / template_id of POST
+    # /messages are body fields: test_messages.py checks they answer 422)
+    ("GET", "/api/v1/conversations/{conversation_id}", None),
+    ("GET", "/api/v1/conversations/{conversation_id}/messages", None),
+    ("POST", "/api/v1/conversations/{conversation_id}/assign", {"user_id": None}),
+    ("POST", "/api/v1/conversations/{conversation_id}/close", None),
+    ("GET", "/api/v1/messages/{message_id}", None),
+    # contacts
+    ("GET", "/api/v1/contacts/{contact_id}", None),
+    ("PATCH", "/api/v1/contacts/{contact_id}", {"name": "Taken Over", "tags": ["x"]}),
+    ("PATCH", "/api/v1/contacts/{contact_id}", {"phone": "+1 415 555 0000"}),
+    ("DELETE", "/api/v1/contacts/{contact_id}", None),
+    ("POST", "/api/v1/contacts/{contact_id}/opt-out", None),
+    ("POST", "/api/v1/contacts/{opted_out_contact_id}/opt-in", None),
 ]
 
 
@@ -108,12 +122,64 @@ def _template_ids(srv, tenant):
     return ids
 
 
-RESOURCE_MAKERS = [_user_ids, _number_ids, _template_ids]
+def _conversation_ids(srv, tenant):
+    """conversation_id / message_id: an open conversation (with unread
+    inbound message) of a new number, written straight into the database
+    so no webhook secret or Graph server is needed."""
+    import time
+    import uuid
+    number = make_number(srv, tenant)["id"]
+    org = tenant["org_id"]
+    contact, conv, msg = (str(uuid.uuid4()) for _ in range(3))
+    now = int(time.time() * 1e6)
+    wa_id = "5511%09d" % (now % 1000000000)
+    srv.sql("INSERT INTO contacts (id, organization_id, wa_id, name, created_at, updated_at) "
+            "VALUES ('%s', '%s', '%s', 'Tenancy Contact', %d, %d)" % (contact, org, wa_id, now, now))
+    srv.sql("INSERT INTO conversations (id, organization_id, contact_id, whatsapp_number_id, "
+            "status, last_message_at, last_inbound_at, window_expires_at, unread_count, "
+            "created_at, updated_at) VALUES ('%s', '%s', '%s', '%s', 'open', %d, %d, %d, 1, %d, %d)"
+            % (conv, org, contact, number, now, now, now + 86400 * 10**6, now, now))
+    srv.sql("INSERT INTO messages (id, organization_id, conversation_id, whatsapp_number_id, "
+            "contact_id, direction, type, text, status, wamid, created_at) VALUES "
+            "('%s', '%s', '%s', '%s', '%s', 'inbound', 'text', 'hi', 'received', 'wamid.T%s', %d)"
+            % (msg, org, conv, number, contact, msg, now))
+    return {"conversation_id": conv, "message_id": msg}
+
+
+_contact_seq = [0]
+
+
+def make_contact(srv, tenant, **fields):
+    """POST /api/v1/contacts (a phone unique in this process) as the
+    tenant's agent; returns the answer's JSON."""
+    import os
+    _contact_seq[0] += 1
+    body = {"phone": "+1 415 %03d %04d" % (os.getpid() % 1000, _contact_seq[0]),
+            "name": "Tenancy Contact %d" % _contact_seq[0], "tags": ["tenancy"]}
+    body.update(fields)
+    r = srv.request("POST", "/api/v1/contacts", body,
+                    headers=bearer(tenant["users"]["agent"]["token"]))
+    if r.status != 201:
+        raise AssertionError("create contact: %r" % (r,))
+    return r.json()
+
+
+def _contact_ids(srv, tenant):
+    return {"contact_id": make_contact(srv, tenant)["id"],
+            "victim_contact_id": make_contact(srv, tenant)["id"],
+            "opted_out_contact_id": make_contact(srv, tenant, opted_in=False)["id"]}
+
+
+RESOURCE_MAKERS = [_user_ids, _number_ids, _template_ids, _conversation_ids, _contact_ids]
 
 SNAPSHOTS = {
     "user_id": "/api/v1/users/{user_id}",
     "number_id": "/api/v1/whatsapp-numbers/{number_id}",
     "template_id": "/api/v1/templates/{template_id}",
+    "conversation_id": "/api/v1/conversations/{conversation_id}",
+    "message_id": "/api/v1/messages/{message_id}",
+    "contact_id": "/api/v1/contacts/{contact_id}",
+    "opted_out_contact_id": "/api/v1/contacts/{opted_out_contact_id}",
 }
 
 # Bodies of writes are chosen so an allowed call does no harm ({} -> 422 on
@@ -146,6 +212,27 @@ ROLE_ROUTES = [
     ("POST", "/api/v1/templates/{gone_template_id}/submit", None, "org_admin"),
     ("POST", "/api/v1/templates/sync", {}, "org_admin"),
     ("POST", "/api/v1/templates/{template_id}/preview", {"parameters": []}, "viewer"),
+    # webhook events: org_admin (super_admin also reads ?unrouted=true)
+    ("GET", "/api/v1/webhooks/events", None, "org_admin"),
+    # conversations and messages: reads for every role, writes agent+ ({}
+    # bodies are 422; close of the tenant's own conversation is harmless)
+    ("GET", "/api/v1/conversations", None, "viewer"),
+    ("GET", "/api/v1/conversations/{conversation_id}", None, "viewer"),
+    ("GET", "/api/v1/conversations/{conversation_id}/messages", None, "viewer"),
+    ("POST", "/api/v1/conversations/{conversation_id}/assign", {}, "agent"),
+    ("POST", "/api/v1/conversations/{conversation_id}/close", None, "agent"),
+    ("POST", "/api/v1/messages", {}, "agent"),
+    ("GET", "/api/v1/messages/{message_id}", None, "viewer"),
+    # contacts: reads for every role, writes agent+ (an allowed import with
+    # a JSON body is 415, an allowed POST {} is 422)
+    ("GET", "/api/v1/contacts", None, "viewer"),
+    ("POST", "/api/v1/contacts", {}, "agent"),
+    ("POST", "/api/v1/contacts/import", {}, "agent"),
+    ("GET", "/api/v1/contacts/{contact_id}", None, "viewer"),
+    ("PATCH", "/api/v1/contacts/{contact_id}", {}, "agent"),
+    ("DELETE", "/api/v1/contacts/{victim_contact_id}", None, "agent"),
+    ("POST", "/api/v1/contacts/{contact_id}/opt-out", None, "agent"),
+    ("POST", "/api/v1/contacts/{contact_id}/opt-in", None, "agent"),
 ]
 
 

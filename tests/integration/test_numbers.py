@@ -394,5 +394,87 @@ class NumbersTest(unittest.TestCase):
                                    "victim_id": victim.json()["id"]})
 
 
+class NumbersWithGraphTest(unittest.TestCase):
+    """The sealed access token end to end, through template submit against
+    the fake Graph server: it decrypts to exactly what was sent, a tampered
+    ciphertext is a clear 500 (no crash, nothing sent to Meta), and a
+    rotation through PATCH takes effect at once."""
+
+    @classmethod
+    def setUpClass(cls):
+        import test_templates  # module import: its TestCase is not re-collected
+        cls.tt = test_templates
+        cls.fake = test_templates.FakeGraph()
+        cls.srv = Server(env={"GRAPH_API_BASE_URL": cls.fake.base_url})
+        try:
+            cls.srv.start()
+            cls.su = bootstrap_super_admin(cls.srv)
+            cls.a = make_tenant(cls.srv, cls.su["token"], "alpha", roles=())
+        except Exception:
+            cls.srv.close()
+            cls.fake.stop()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.srv.close()
+        finally:
+            cls.fake.stop()
+
+    def call(self, method, path, body=None):
+        return self.srv.request(method, path, body,
+                                headers=bearer(self.a["users"]["org_admin"]["token"]))
+
+    def submit_new_template(self, number_id, name):
+        r = self.call("POST", "/api/v1/templates", {
+            "whatsapp_number_id": number_id, "name": name, "language": "en_US",
+            "category": "UTILITY", "components": self.tt.COMPONENTS})
+        self.assertEqual(r.status, 201, r)
+        return self.call("POST", "/api/v1/templates/%s/submit" % r.json()["id"])
+
+    def test_token_decrypts_tamper_is_clear_error_and_rotation_works(self):
+        token = secret("EAAGgraph")
+        r = self.call("POST", "/api/v1/whatsapp-numbers", {
+            "phone_number_id": "4400%d" % os.getpid(), "waba_id": "4401%d" % os.getpid(),
+            "display_phone_number": "+1 555 0199", "access_token": token})
+        self.assertEqual(r.status, 201, r)
+        n = r.json()
+        self.fake.reset()
+        r = self.submit_new_template(n["id"], "first_one")
+        self.assertEqual(r.status, 200, r)
+        calls = self.fake.calls("POST")
+        self.assertEqual(len(calls), 1, calls)
+        self.assertEqual(calls[0]["headers"].get("Authorization"), "Bearer " + token)
+
+        # flip one character of the sealed token in the database
+        sealed = self.srv.sql("SELECT access_token_enc FROM whatsapp_numbers WHERE id = '%s'"
+                              % n["id"]).strip()
+        pos = len(sealed) // 2
+        bad = sealed[:pos] + ("A" if sealed[pos] != "A" else "B") + sealed[pos + 1:]
+        self.srv.sql("UPDATE whatsapp_numbers SET access_token_enc = '%s' WHERE id = '%s'"
+                     % (bad, n["id"]))
+        self.fake.reset()
+        r = self.submit_new_template(n["id"], "second_one")
+        self.assertEqual(r.status, 500, r)
+        self.assertEqual(r.json()["error"]["code"], "internal_error")
+        self.assertIn("decrypt", r.json()["error"]["message"])
+        self.assertEqual(self.fake.calls(), [])
+        self.assertTrue(self.srv.running())
+        self.assertEqual(self.srv.request("GET", "/health").status, 200)
+        self.assertEqual(self.call("GET", "/api/v1/whatsapp-numbers/" + n["id"]).status, 200)
+
+        # a rotation repairs it and the new token is what Meta sees
+        new_token = secret("EAAGrotated")
+        r = self.call("PATCH", "/api/v1/whatsapp-numbers/" + n["id"], {"access_token": new_token})
+        self.assertEqual(r.status, 200, r)
+        r = self.submit_new_template(n["id"], "third_one")
+        self.assertEqual(r.status, 200, r)
+        calls = self.fake.calls("POST")
+        self.assertEqual(calls[-1]["headers"].get("Authorization"), "Bearer " + new_token)
+        for s_ in (token, new_token):
+            self.assertNotIn(s_, self.srv.log_text())
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -7,6 +7,8 @@
 #   pg_stop         stops that server (pg_ctl stop -m fast, then its PID) and
 #                   removes the temp dir. Safe to call twice or before start.
 # As root the server runs as the `postgres` user (initdb refuses root).
+# With PYTAKE_SVC_STATE set to a file, "dir PATH" and "pid PID" lines are
+# appended as soon as they are known (run_all.sh's watchdog reads them).
 # The server listens on 127.0.0.1 only; its socket lives in the temp dir.
 
 PG_TMPDIR=""
@@ -35,6 +37,12 @@ _pg_find_bindir() {
 	return 1
 }
 
+_pg_note() {
+	if [[ -n "${PYTAKE_SVC_STATE:-}" ]]; then
+		echo "$1 $2" >>"$PYTAKE_SVC_STATE"
+	fi
+}
+
 _pg_as() {
 	"${PG_RUNAS[@]}" "$@"
 }
@@ -48,6 +56,7 @@ pg_start() {
 		return 1
 	fi
 	PG_TMPDIR="$(mktemp -d /tmp/pytake-pg.XXXXXX)" || return 1
+	_pg_note dir "$PG_TMPDIR"
 	PG_DATADIR="$PG_TMPDIR/data"
 	if [[ "$(id -u)" -eq 0 ]]; then
 		if ! id postgres >/dev/null 2>&1; then
@@ -72,6 +81,7 @@ pg_start() {
 -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
 -c max_connections=300 -c shared_buffers=128MB" start >/dev/null 2>&1; then
 			PG_PID="$(head -n 1 "$PG_DATADIR/postmaster.pid")"
+			_pg_note pid "$PG_PID"
 			export PYTAKE_TEST_PG_URL="postgresql://postgres@127.0.0.1:$PG_PORT/postgres"
 			export PYTAKE_PG_BINDIR="$PG_BINDIR"
 			return 0

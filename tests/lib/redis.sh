@@ -6,10 +6,18 @@
 #                   Returns non-zero (with its log on stderr) on failure.
 #   redis_stop      kills that PID, waits for it, removes the temp dir.
 #                   Safe to call twice or before start.
+# With PYTAKE_SVC_STATE set to a file, "dir PATH" and "pid PID" lines are
+# appended as soon as they are known (run_all.sh's watchdog reads them).
 
 REDIS_PID=""
 REDIS_PORT=""
 REDIS_TMPDIR=""
+
+_redis_note() {
+	if [[ -n "${PYTAKE_SVC_STATE:-}" ]]; then
+		echo "$1 $2" >>"$PYTAKE_SVC_STATE"
+	fi
+}
 
 _redis_ping() {
 	# PING over bash's /dev/tcp (in a subshell, so redirections stay local)
@@ -32,12 +40,14 @@ redis_start() {
 		return 1
 	fi
 	REDIS_TMPDIR="$(mktemp -d /tmp/pytake-redis.XXXXXX)" || return 1
+	_redis_note dir "$REDIS_TMPDIR"
 	for attempt in 1 2 3; do
 		REDIS_PORT="$(python3 "$here/../../scripts/free_port.py")" || return 1
 		redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' \
 			--appendonly no --daemonize no --dir "$REDIS_TMPDIR" \
 			--logfile "$REDIS_TMPDIR/redis.log" </dev/null >/dev/null 2>&1 &
 		REDIS_PID=$!
+		_redis_note pid "$REDIS_PID"
 		for i in $(seq 1 100); do
 			if ! kill -0 "$REDIS_PID" 2>/dev/null; then
 				break

@@ -1,0 +1,63 @@
+-- wrk script for POST /webhooks/meta: signed status webhooks.
+-- The bodies and their X-Hub-Signature-256 values are made by
+-- bench/webhooks.sh (wrk's Lua has no HMAC) into the file named by
+-- PYTAKE_BENCH_WEBHOOKS: one "sha256=<hex>\t<body>" line per body, each with
+-- a distinct wamid. Requests are pre-built at init and sent round-robin.
+-- Prints one line at the end:
+--   SUMMARY requests_per_sec=... p50_ms=... p99_ms=... non_2xx=... errors=...
+
+local threads = {}
+local counter = 0
+
+function setup(thread)
+  thread:set("id", counter)
+  counter = counter + 1
+  table.insert(threads, thread)
+end
+
+function init(args)
+  non_2xx = 0
+  local path = os.getenv("PYTAKE_BENCH_WEBHOOKS")
+  local f = assert(io.open(path, "r"), "PYTAKE_BENCH_WEBHOOKS: cannot open " .. tostring(path))
+  reqs = {}
+  for line in f:lines() do
+    local sig, body = line:match("^(sha256=%x+)\t(.*)$")
+    if sig then
+      reqs[#reqs + 1] = wrk.format("POST", "/webhooks/meta", {
+        ["Content-Type"] = "application/json",
+        ["X-Hub-Signature-256"] = sig,
+      }, body)
+    end
+  end
+  f:close()
+  assert(#reqs > 0, "no signed bodies in " .. path)
+  -- threads start at different offsets
+  idx = (id or 0) * 7919 % #reqs
+end
+
+function request()
+  idx = idx % #reqs + 1
+  return reqs[idx]
+end
+
+function response(status, headers, body)
+  if status < 200 or status > 299 then
+    non_2xx = non_2xx + 1
+  end
+end
+
+function done(summary, latency, requests)
+  local bad = 0
+  for _, t in ipairs(threads) do
+    bad = bad + (t:get("non_2xx") or 0)
+  end
+  local seconds = summary.duration / 1e6
+  local errors = summary.errors.connect + summary.errors.read +
+    summary.errors.write + summary.errors.timeout
+  io.write(string.format(
+    "SUMMARY requests_per_sec=%.0f p50_ms=%.3f p99_ms=%.3f non_2xx=%d errors=%d requests=%d\n",
+    summary.requests / seconds,
+    latency:percentile(50) / 1000.0,
+    latency:percentile(99) / 1000.0,
+    bad, errors, summary.requests))
+end

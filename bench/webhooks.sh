@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# bench/webhooks.sh - load-test POST /webhooks/meta (signed status webhooks)
+# on SQLite and on a throwaway PostgreSQL (tests/lib/pg.sh).
+#
+# For each engine: migrate a fresh database, start `pytake serve` with
+# META_APP_SECRET set and HTTP_THREADS=${BENCH_HTTP_THREADS:-64} (handlers
+# block while their group commit runs, see src/meta/webhook_ingest.h),
+# generate BENCH_BODIES (500) signed bodies with distinct wamids (python3
+# hmac; wrk's Lua has none), run
+#   wrk -t2 -c64 -d15s --latency -s bench/webhooks.lua http://127.0.0.1:PORT/webhooks/meta
+# while sampling the server's VmRSS/VmHWM every 0.5 s, then report the rows
+# stored and the processing lag: how long after wrk ends until no row is
+# left unprocessed (processed_at IS NULL), when a processor runs.
+# Environment: WRK_THREADS (2), WRK_CONNECTIONS (64), WRK_DURATION (15s),
+# BENCH_ENGINES ("sqlite postgresql"), PYTAKE_BUILD_DIR (build-release).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+BUILD_DIR="${PYTAKE_BUILD_DIR:-build-release}"
+case "$BUILD_DIR" in /*) ;; *) BUILD_DIR="$ROOT/$BUILD_DIR" ;; esac
+THREADS="${WRK_THREADS:-2}"
+CONNS="${WRK_CONNECTIONS:-64}"
+DURATION="${WRK_DURATION:-15s}"
+ENGINES="${BENCH_ENGINES:-sqlite postgresql}"
+SECRET="bench-app-secret"
+
+if [[ ! -x "$BUILD_DIR/pytake" ]]; then
+	[[ -f "$BUILD_DIR/build.ninja" ]] || meson setup "$BUILD_DIR" --buildtype=release
+	ninja -C "$BUILD_DIR" pytake
+fi
+
+# shellcheck source=../tests/lib/pg.sh
+source "$ROOT/tests/lib/pg.sh"
+TMP="$(mktemp -d /tmp/pytake-bench-wh.XXXXXX)"
+SERVER_PID=""
+SAMPLER_PID=""
+stop_server() {
+	if [[ -n "$SAMPLER_PID" ]]; then
+		kill "$SAMPLER_PID" 2>/dev/null || true
+		wait "$SAMPLER_PID" 2>/dev/null || true
+		SAMPLER_PID=""
+	fi
+	if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
+		kill -TERM "$SERVER_PID" 2>/dev/null || true
+		for _ in $(seq 1 100); do
+			kill -0 "$SERVER_PID" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -KILL "$SERVER_PID" 2>/dev/null || true
+		wait "$SERVER_PID" 2>/dev/null || true
+	fi
+	SERVER_PID=""
+}
+cleanup() {
+	stop_server
+	pg_stop || true
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+python3 - "$TMP/bodies.txt" "$SECRET" "${BENCH_BODIES:-500}" <<'PY'
+import hashlib, hmac, json, sys
+path, secret, n = sys.argv[1], sys.argv[2].encode(), int(sys.argv[3])
+with open(path, "w") as f:
+    for i in range(n):
+        body = json.dumps({"object": "whatsapp_business_account", "entry": [{
+            "id": "102290129340398", "changes": [{"field": "messages", "value": {
+                "messaging_product": "whatsapp",
+                "metadata": {"display_phone_number": "15550783881",
+                             "phone_number_id": "106540352242922"},
+                "statuses": [{"id": "wamid.BENCH%06d" % i, "status": "delivered",
+                              "timestamp": "1764410300", "recipient_id": "5511987654321",
+                              "pricing": {"billable": True, "pricing_model": "PMP",
+                                          "type": "regular", "category": "marketing"}}]}}]}]},
+            separators=(",", ":"))
+        sig = hmac.new(secret, body.encode(), hashlib.sha256).hexdigest()
+        f.write("sha256=%s\t%s\n" % (sig, body))
+PY
+export PYTAKE_BENCH_WEBHOOKS="$TMP/bodies.txt"
+
+count_sql() { # engine url query
+	if [[ "$1" == sqlite ]]; then
+		sqlite3 -cmd ".timeout 5000" "${2#sqlite:}" "$3"
+	else
+		"$PG_BINDIR/psql" -At -d "$2" -c "$3"
+	fi
+}
+
+run_engine() {
+	local engine="$1" url
+	local dir="$TMP/$engine"
+	mkdir -p "$dir/data"
+	if [[ "$engine" == sqlite ]]; then
+		url="sqlite:$dir/pytake.db"
+	else
+		pg_start >/dev/null
+		"$PG_BINDIR/psql" -q -d "$PYTAKE_TEST_PG_URL" -c "CREATE DATABASE bench_wh"
+		url="${PYTAKE_TEST_PG_URL%/postgres}/bench_wh"
+	fi
+	local port
+	port="$(python3 "$ROOT/scripts/free_port.py")"
+	(
+		export PORT="$port" BIND_ADDRESS=127.0.0.1 DATABASE_URL="$url" \
+			DATA_DIR="$dir/data" ENVIRONMENT=development LOG_LEVEL=warn \
+			LOG_FORMAT=json RATE_LIMIT_ENABLED=false META_APP_SECRET="$SECRET" \
+			HTTP_THREADS="${BENCH_HTTP_THREADS:-64}"
+		unset REDIS_URL JWT_SECRET_KEY ENCRYPTION_KEY
+		cd "$dir" && "$BUILD_DIR/pytake" migrate upgrade >"$dir/migrate.log" 2>&1
+		exec "$BUILD_DIR/pytake" serve </dev/null >"$dir/server.log" 2>&1
+	) &
+	SERVER_PID=$!
+	for _ in $(seq 1 100); do
+		curl -fsS -o /dev/null "http://127.0.0.1:$port/health" 2>/dev/null && break
+		sleep 0.1
+	done
+	(
+		while kill -0 "$SERVER_PID" 2>/dev/null; do
+			awk '/^VmRSS|^VmHWM/ {printf "%s %s ", $1, $2} END {print ""}' \
+				"/proc/$SERVER_PID/status" 2>/dev/null || true
+			sleep 0.5
+		done
+	) >"$dir/rss.log" &
+	SAMPLER_PID=$!
+	echo "== engine: $engine (HTTP_THREADS=${BENCH_HTTP_THREADS:-64})"
+	echo "command: wrk -t$THREADS -c$CONNS -d$DURATION --latency -s bench/webhooks.lua http://127.0.0.1:PORT/webhooks/meta"
+	wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s "$ROOT/bench/webhooks.lua" \
+		"http://127.0.0.1:$port/webhooks/meta" | tee "$dir/wrk.out" | grep -E "SUMMARY|Latency|Requests/sec"
+	local t_end rows pending lag
+	t_end=$(date +%s.%N)
+	rows="$(count_sql "$engine" "$url" "SELECT COUNT(*) FROM webhook_events")"
+	pending="$(count_sql "$engine" "$url" "SELECT COUNT(*) FROM webhook_events WHERE processed_at IS NULL")"
+	echo "rows stored: $rows; unprocessed when wrk ended: $pending"
+	for _ in $(seq 1 600); do
+		pending="$(count_sql "$engine" "$url" "SELECT COUNT(*) FROM webhook_events WHERE processed_at IS NULL")"
+		[[ "$pending" == 0 ]] && break
+		sleep 0.1
+	done
+	lag=$(python3 -c "import time,sys; print('%.1f' % (time.time() - float(sys.argv[1])))" "$t_end")
+	echo "processing drained after wrk: ${lag}s (unprocessed now: $pending)"
+	awk '{for (i = 1; i < NF; i += 2) if ($(i+1) + 0 > max[$i]) max[$i] = $(i+1)} END {printf "server memory: max VmRSS %.1f MB, VmHWM %.1f MB\n", max["VmRSS:"]/1024, max["VmHWM:"]/1024}' "$dir/rss.log"
+	stop_server
+	if [[ "$engine" != sqlite ]]; then
+		pg_stop
+	fi
+}
+
+echo "date:    $(date -u '+%Y-%m-%d %H:%M UTC')"
+echo "commit:  $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+echo "cores:   $(nproc); load: $(cut -d' ' -f1-3 /proc/loadavg)"
+for e in $ENGINES; do
+	run_engine "$e"
+done

@@ -1,0 +1,313 @@
+#include "domain/conversations.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/str.h"
+#include "core/timeutil.h"
+#include "core/uuid.h"
+
+#define CONV_COLS                                                                  \
+	"cv.id, cv.organization_id, cv.whatsapp_number_id, cv.status, "             \
+	"cv.assigned_to, COALESCE(cv.last_message_at, 0), "                         \
+	"COALESCE(cv.last_inbound_at, 0), COALESCE(cv.window_expires_at, 0), "      \
+	"cv.unread_count, cv.created_at, cv.updated_at, "                           \
+	"ct.id, ct.name, ct.wa_id, ct.bsuid "
+
+#define CONV_FROM " FROM conversations cv JOIN contacts ct ON ct.id = cv.contact_id "
+
+/* COALESCE(last_message_at, created_at): the list's sort key. */
+#define CONV_SORT "COALESCE(cv.last_message_at, cv.created_at)"
+
+static void text_col(char *dst, size_t n, const struct db_res *r, int row, int col)
+{
+	const char *s = db_get_text(r, row, col);
+	str_copy(dst, n, s ? s : "");
+}
+
+static void conv_from_row(const struct db_res *r, int row, struct conversation *cv)
+{
+	memset(cv, 0, sizeof *cv);
+	text_col(cv->id, sizeof cv->id, r, row, 0);
+	text_col(cv->organization_id, sizeof cv->organization_id, r, row, 1);
+	text_col(cv->whatsapp_number_id, sizeof cv->whatsapp_number_id, r, row, 2);
+	text_col(cv->status, sizeof cv->status, r, row, 3);
+	text_col(cv->assigned_to, sizeof cv->assigned_to, r, row, 4);
+	cv->last_message_at = db_get_int(r, row, 5);
+	cv->last_inbound_at = db_get_int(r, row, 6);
+	cv->window_expires_at = db_get_int(r, row, 7);
+	cv->unread_count = db_get_int(r, row, 8);
+	cv->created_at = db_get_int(r, row, 9);
+	cv->updated_at = db_get_int(r, row, 10);
+	text_col(cv->contact_id, sizeof cv->contact_id, r, row, 11);
+	text_col(cv->contact_name, sizeof cv->contact_name, r, row, 12);
+	text_col(cv->contact_wa_id, sizeof cv->contact_wa_id, r, row, 13);
+	text_col(cv->contact_bsuid, sizeof cv->contact_bsuid, r, row, 14);
+}
+
+int64_t conversation_sort_at(const struct conversation *cv)
+{
+	return cv->last_message_at > 0 ? cv->last_message_at : cv->created_at;
+}
+
+bool conversation_window_open(const struct conversation *cv, int64_t now_us)
+{
+	return cv->window_expires_at > now_us;
+}
+
+static json_t *time_or_null(int64_t us)
+{
+	char buf[TIME_RFC3339_LEN];
+	if (us <= 0)
+		return json_null();
+	return json_string(time_format_rfc3339(us, buf, sizeof buf));
+}
+
+static json_t *str_or_null(const char *s)
+{
+	return s[0] ? json_string(s) : json_null();
+}
+
+json_t *conversation_json(const struct conversation *cv)
+{
+	json_t *contact = json_pack("{s:s, s:o, s:o, s:o}", "id", cv->contact_id, "name",
+				    str_or_null(cv->contact_name), "phone",
+				    str_or_null(cv->contact_wa_id), "bsuid",
+				    str_or_null(cv->contact_bsuid));
+	if (!contact)
+		return NULL;
+	return json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:I, s:o, s:o}", "id",
+			 cv->id, "whatsapp_number_id", cv->whatsapp_number_id, "status",
+			 cv->status, "assigned_to", str_or_null(cv->assigned_to), "contact",
+			 contact, "last_message_at", time_or_null(cv->last_message_at),
+			 "last_inbound_at", time_or_null(cv->last_inbound_at),
+			 "window_expires_at", time_or_null(cv->window_expires_at),
+			 "unread_count", (json_int_t)cv->unread_count, "created_at",
+			 time_or_null(cv->created_at), "updated_at",
+			 time_or_null(cv->updated_at));
+}
+
+/* Run a query returning CONV_COLS rows; 0 with *out = first row, 1 none. */
+static int find_one(struct db_conn *c, const char *sql, const struct db_param *p, int np,
+		    struct conversation *out)
+{
+	struct db_res *r = NULL;
+	int rc = db_exec(c, sql, p, np, &r, NULL);
+	if (rc != DB_OK)
+		return rc;
+	if (db_rows(r) == 0) {
+		rc = 1;
+	} else {
+		conv_from_row(r, 0, out);
+		rc = 0;
+	}
+	db_res_free(r);
+	return rc;
+}
+
+int conversations_find(struct db_conn *c, const char *org_id, const char *id,
+		       struct conversation *out)
+{
+	if (!uuid_is_valid(org_id) || !uuid_is_valid(id))
+		return 1;
+	struct db_param p[] = { DBP_TEXT(org_id), DBP_TEXT(id) };
+	return find_one(c,
+			"SELECT " CONV_COLS CONV_FROM
+			"WHERE cv.organization_id = $1 AND cv.id = $2",
+			p, 2, out);
+}
+
+int conversations_find_open(struct db_conn *c, const char *org_id, const char *contact_id,
+			    const char *number_id, struct conversation *out)
+{
+	if (!uuid_is_valid(org_id) || !uuid_is_valid(contact_id) || !uuid_is_valid(number_id))
+		return 1;
+	struct db_param p[] = { DBP_TEXT(org_id), DBP_TEXT(contact_id), DBP_TEXT(number_id) };
+	return find_one(c,
+			"SELECT " CONV_COLS CONV_FROM
+			"WHERE cv.organization_id = $1 AND cv.contact_id = $2 "
+			"AND cv.whatsapp_number_id = $3 AND cv.status = 'open'",
+			p, 3, out);
+}
+
+int conversations_open(struct db_conn *c, const char *org_id, const char *contact_id,
+		       const char *number_id, struct conversation *out)
+{
+	int rc = conversations_find_open(c, org_id, contact_id, number_id, out);
+	if (rc != 1)
+		return rc;
+	char id[37];
+	if (uuid_v7_str(id) != 0)
+		return DB_ERR;
+	int64_t now = time_now_us();
+	struct db_param p[] = { DBP_TEXT(id), DBP_TEXT(org_id), DBP_TEXT(contact_id),
+				DBP_TEXT(number_id), DBP_INT(now) };
+	rc = db_exec(c,
+		     "INSERT INTO conversations (id, organization_id, contact_id, "
+		     "whatsapp_number_id, status, unread_count, created_at, updated_at) "
+		     "VALUES ($1, $2, $3, $4, 'open', 0, $5, $5)",
+		     p, 5, NULL, NULL);
+	if (rc != DB_OK)
+		return rc;
+	rc = conversations_find(c, org_id, id, out);
+	return rc == 1 ? DB_ERR : rc;
+}
+
+/* The WHERE clause of a filtered list; params $1 org, $2 at, $3 id, $4
+ * status, $5 assigned_to, $6 number_id, $7 limit (NULL params match all). */
+static const char LIST_SQL[] =
+	"SELECT " CONV_COLS CONV_FROM
+	"WHERE cv.organization_id = $1 "
+	"AND (" CONV_SORT ", cv.id) < ($2, $3) "
+	"AND ($4 IS NULL OR cv.status = $4) "
+	"AND ($5 IS NULL OR cv.assigned_to = $5) "
+	"AND ($6 IS NULL OR cv.whatsapp_number_id = $6) "
+	"ORDER BY " CONV_SORT " DESC, cv.id DESC LIMIT $7";
+
+int conversations_list(struct db_conn *c, const char *org_id,
+		       const struct conversation_filter *f, int limit, int64_t after_at,
+		       const char *after_id, struct conversation **out, int *n)
+{
+	*out = NULL;
+	*n = 0;
+	if ((f->assigned_to && !uuid_is_valid(f->assigned_to)) ||
+	    (f->number_id && !uuid_is_valid(f->number_id)) || !uuid_is_valid(org_id))
+		return DB_OK;
+	struct db_param p[] = {
+		DBP_TEXT(org_id), DBP_INT(after_at),
+		DBP_TEXT(after_id ? after_id : "ffffffff-ffff-ffff-ffff-ffffffffffff"),
+		DBP_TEXT(f->status), DBP_TEXT(f->assigned_to), DBP_TEXT(f->number_id),
+		DBP_INT(limit),
+	};
+	struct db_res *r = NULL;
+	int rc = db_exec(c, LIST_SQL, p, 7, &r, NULL);
+	if (rc != DB_OK)
+		return rc;
+	int rows = db_rows(r);
+	if (rows > 0) {
+		*out = calloc((size_t)rows, sizeof **out);
+		if (!*out) {
+			rc = DB_ERR;
+			goto out;
+		}
+		for (int i = 0; i < rows; i++)
+			conv_from_row(r, i, &(*out)[i]);
+		*n = rows;
+	}
+out:
+	db_res_free(r);
+	return rc;
+}
+
+/* True when user_id is an active user of org_id. */
+static int user_active_in_org(struct db_conn *c, const char *org_id, const char *user_id)
+{
+	if (!uuid_is_valid(user_id))
+		return 0;
+	struct db_param p[] = { DBP_TEXT(org_id), DBP_TEXT(user_id), DBP_BOOL(true) };
+	struct db_res *r = NULL;
+	int rc = db_exec(c,
+			 "SELECT 1 FROM users WHERE organization_id = $1 AND id = $2 "
+			 "AND is_active = $3",
+			 p, 3, &r, NULL);
+	if (rc != DB_OK)
+		return rc;
+	rc = db_rows(r) > 0 ? 1 : 0;
+	db_res_free(r);
+	return rc;
+}
+
+/* Run an UPDATE on conversation id (params $1 org, $2 id, $3 now, extra
+ * from $4), with before/after snapshots. */
+static int update_conv(struct db_conn *c, const char *org_id, const char *id,
+		       const char *sql, const struct db_param *extra, int nextra,
+		       struct conversation *before, struct conversation *after)
+{
+	struct conversation was, now_row;
+	int rc = conversations_find(c, org_id, id, &was);
+	if (rc != 0)
+		return rc;
+	struct db_param p[6] = { DBP_TEXT(org_id), DBP_TEXT(id), DBP_INT(time_now_us()) };
+	for (int i = 0; i < nextra && i < 3; i++)
+		p[3 + i] = extra[i];
+	rc = db_exec(c, sql, p, 3 + nextra, NULL, NULL);
+	if (rc != DB_OK)
+		return rc;
+	rc = conversations_find(c, org_id, id, &now_row);
+	if (rc != 0)
+		return rc == 1 ? DB_ERR : rc;
+	if (before)
+		*before = was;
+	if (after)
+		*after = now_row;
+	return 0;
+}
+
+int conversations_assign(struct db_conn *c, const char *org_id, const char *id,
+			 const char *user_id, struct conversation *before,
+			 struct conversation *after)
+{
+	if (!uuid_is_valid(org_id) || !uuid_is_valid(id))
+		return 1;
+	struct conversation cv;
+	int rc = conversations_find(c, org_id, id, &cv);
+	if (rc != 0)
+		return rc;
+	rc = user_active_in_org(c, org_id, user_id);
+	if (rc < 0)
+		return rc;
+	if (rc == 0)
+		return CONV_BAD_USER;
+	struct db_param extra[] = { DBP_TEXT(user_id) };
+	return update_conv(c, org_id, id,
+			   "UPDATE conversations SET assigned_to = $4, updated_at = $3 "
+			   "WHERE organization_id = $1 AND id = $2",
+			   extra, 1, before, after);
+}
+
+int conversations_close(struct db_conn *c, const char *org_id, const char *id,
+			struct conversation *before, struct conversation *after)
+{
+	return update_conv(c, org_id, id,
+			   "UPDATE conversations SET status = 'closed', updated_at = $3 "
+			   "WHERE organization_id = $1 AND id = $2 AND status = 'open'",
+			   NULL, 0, before, after);
+}
+
+/* UPDATE that touches one row of org_id: 0 done, 1 not found. */
+static int exec_one(struct db_conn *c, const char *sql, const struct db_param *p, int np)
+{
+	int64_t affected = 0;
+	int rc = db_exec(c, sql, p, np, NULL, &affected);
+	if (rc != DB_OK)
+		return rc;
+	return affected > 0 ? 0 : 1;
+}
+
+int conversations_mark_read(struct db_conn *c, const char *org_id, const char *id)
+{
+	if (!uuid_is_valid(org_id) || !uuid_is_valid(id))
+		return 1;
+	struct db_param p[] = { DBP_TEXT(org_id), DBP_TEXT(id) };
+	int rc = exec_one(c,
+			  "UPDATE conversations SET unread_count = 0 "
+			  "WHERE organization_id = $1 AND id = $2 AND unread_count <> 0",
+			  p, 2);
+	if (rc != 1)
+		return rc;
+	struct conversation cv;
+	return conversations_find(c, org_id, id, &cv); /* 0 when already read */
+}
+
+int conversations_touch(struct db_conn *c, const char *org_id, const char *id, int64_t at)
+{
+	if (!uuid_is_valid(org_id) || !uuid_is_valid(id))
+		return 1;
+	struct db_param p[] = { DBP_TEXT(org_id), DBP_TEXT(id), DBP_INT(at) };
+	int rc = exec_one(c,
+			  "UPDATE conversations SET last_message_at = $3, updated_at = $3 "
+			  "WHERE organization_id = $1 AND id = $2 "
+			  "AND (last_message_at IS NULL OR last_message_at < $3)",
+			  p, 3);
+	return rc < 0 ? rc : 0; /* 1: already later, which is fine */
+}

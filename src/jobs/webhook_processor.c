@@ -1,0 +1,617 @@
+/* webhook_processor: the thread that drains webhook_events (design note in
+ * webhook_processor.h). */
+#include "jobs/webhook_processor.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "app/app.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "core/timeutil.h"
+#include "domain/numbers.h"
+#include "jobs/webhook_apply.h"
+#include "meta/webhook_parse.h"
+#include "meta/webhook_store.h"
+
+#define IDLE_WAIT_MS 100      /* poll interval when the queue is empty */
+#define FOLLOWER_WAIT_MS 1000 /* retry the leadership lock */
+#define MAX_BACKOFF_MS 5000
+#define DEPTH_EVERY_US 1000000
+#define ROUTE_CACHE 16
+#define MAX_ROUTES 64         /* distinct orgs one event may split into */
+
+/* ---- one batch ---- */
+
+/* A number looked up by phone_number_id in this transaction. */
+struct route_cache {
+	char pnid[ROUTE_CACHE][64];
+	struct wa_number num[ROUTE_CACHE];
+	bool found[ROUTE_CACHE];
+	int n;
+};
+
+/* Where the changes of one event went. */
+struct event_routes {
+	int n;                      /* distinct orgs */
+	char org[MAX_ROUTES][37];
+	char number[MAX_ROUTES][37]; /* "" when several numbers of that org */
+	const char *field;          /* first change's field */
+	char error[WEBHOOK_ERROR_MAX];
+	bool split;                 /* changes of one org went to different rows */
+};
+
+struct batch {
+	struct db *db;
+	const char *keywords;
+	int limit;
+	/* results of the last (committed) attempt */
+	size_t handled, failed;
+	int64_t last_id, last_received_at;
+	int64_t lag_us[WEBHOOK_PROC_BATCH];
+	size_t nlag;
+	char err[256];
+};
+
+static int lookup_number(struct db_conn *c, struct route_cache *rc, const char *pnid,
+			 const struct wa_number **out)
+{
+	*out = NULL;
+	for (int i = 0; i < rc->n; i++)
+		if (strcmp(rc->pnid[i], pnid) == 0) {
+			*out = rc->found[i] ? &rc->num[i] : NULL;
+			return DB_OK;
+		}
+	int slot = rc->n < ROUTE_CACHE ? rc->n++ : 0;
+	int r = numbers_find_by_phone_number_id(c, pnid, &rc->num[slot]);
+	if (r < 0) {
+		rc->pnid[slot][0] = '\0';
+		return r;
+	}
+	snprintf(rc->pnid[slot], sizeof rc->pnid[slot], "%s", pnid);
+	rc->found[slot] = r == 0;
+	*out = r == 0 ? &rc->num[slot] : NULL;
+	return DB_OK;
+}
+
+/* Keep the first error of the event: what + arg ("unknown phone_number_id 1"). */
+static void note_error(struct event_routes *er, const char *what, const char *arg)
+{
+	if (er->error[0] == '\0')
+		snprintf(er->error, sizeof er->error, "%s%s", what, arg != NULL ? arg : "");
+}
+
+static void note_route(struct event_routes *er, const char *org, const char *number)
+{
+	for (int i = 0; i < er->n; i++)
+		if (strcmp(er->org[i], org) == 0) {
+			if (strcmp(er->number[i], number) != 0)
+				er->number[i][0] = '\0';
+			return;
+		}
+	if (er->n == MAX_ROUTES)
+		return;
+	snprintf(er->org[er->n], 37, "%s", org);
+	snprintf(er->number[er->n], 37, "%s", number);
+	er->n++;
+}
+
+/* A change routed by its metadata.phone_number_id. */
+static int apply_by_number(struct db_conn *c, struct route_cache *cache,
+			   const struct wh_change *ch, const char *keywords, int64_t now,
+			   struct event_routes *er)
+{
+	const struct wa_number *n = NULL;
+	if (ch->phone_number_id == NULL) {
+		note_error(er, "no metadata.phone_number_id in change ", ch->field);
+		return DB_OK;
+	}
+	int rc = lookup_number(c, cache, ch->phone_number_id, &n);
+	if (rc != DB_OK)
+		return rc;
+	if (n == NULL) {
+		note_error(er, "unknown phone_number_id ", ch->phone_number_id);
+		return DB_OK;
+	}
+	note_route(er, n->organization_id, n->id);
+	if (ch->kind == WH_CHANGE_MESSAGES)
+		return wh_apply_messages(c, n, ch, keywords, now);
+	return wh_apply_preferences(c, n, ch, now);
+}
+
+/* A template or account change routed by entry.id (the WABA). */
+static int apply_by_waba(struct db_conn *c, const struct wh_change *ch, int64_t now,
+			 struct event_routes *er)
+{
+	struct wa_number *nums = NULL;
+	int nn = 0, rc;
+	if (ch->waba_id == NULL) {
+		note_error(er, "no entry.id in change ", ch->field);
+		return DB_OK;
+	}
+	rc = numbers_list_by_waba(c, ch->waba_id, &nums, &nn);
+	if (rc != DB_OK)
+		return rc;
+	if (nn == 0)
+		note_error(er, "unknown WABA ", ch->waba_id);
+	for (int i = 0; i < nn && rc == DB_OK; i++) {
+		int64_t matched = 0;
+		if (ch->kind == WH_CHANGE_PHONE_QUALITY) {
+			if (!wh_display_matches(&nums[i], ch->phone.display_phone_number))
+				continue;
+			rc = wh_apply_phone_quality(c, &nums[i], ch, now);
+			note_route(er, nums[i].organization_id, nums[i].id);
+			continue;
+		}
+		rc = wh_apply_template(c, &nums[i], ch, now, &matched);
+		if (matched > 0)
+			note_route(er, nums[i].organization_id, nums[i].id);
+	}
+	if (rc == DB_OK && nn > 0 && er->n == 0)
+		note_error(er, ch->kind == WH_CHANGE_PHONE_QUALITY ? "no number of this WABA is "
+								   : "no template matches ",
+			   ch->kind == WH_CHANGE_PHONE_QUALITY ? ch->phone.display_phone_number
+							       : ch->tmpl.name);
+	free(nums);
+	return rc;
+}
+
+static int apply_change(struct db_conn *c, struct route_cache *cache, const struct wh_change *ch,
+			const char *keywords, int64_t now, struct event_routes *er)
+{
+	switch (ch->kind) {
+	case WH_CHANGE_MESSAGES:
+	case WH_CHANGE_USER_PREFERENCES:
+		return apply_by_number(c, cache, ch, keywords, now, er);
+	case WH_CHANGE_TEMPLATE_STATUS:
+	case WH_CHANGE_TEMPLATE_QUALITY:
+	case WH_CHANGE_TEMPLATE_CATEGORY:
+	case WH_CHANGE_PHONE_QUALITY:
+		return apply_by_waba(c, ch, now, er);
+	default:
+		return DB_OK; /* unknown field: stored, visible, nothing to apply */
+	}
+}
+
+/* Several orgs in one POST: the raw row stays unrouted and each org gets a
+ * routed child row holding the whole body (its API shows what Meta sent;
+ * processing already happened on the parent). */
+static int split_children(struct db_conn *c, const struct webhook_event *ev,
+			  const struct event_routes *er, int64_t now)
+{
+	int rc = DB_OK;
+	for (int i = 0; i < er->n && rc == DB_OK; i++) {
+		const struct webhook_raw raw = { .body = ev->body, .body_len = ev->body_len,
+						 .received_at = ev->received_at,
+						 .source = ev->source };
+		rc = webhook_store_insert_child(c, ev->id, &raw, er->org[i],
+						er->number[i][0] != '\0' ? er->number[i] : NULL,
+						er->field, now, NULL);
+	}
+	return rc;
+}
+
+static int mark_event(struct db_conn *c, const struct webhook_event *ev,
+		      const struct event_routes *er, int64_t now)
+{
+	int rc;
+	if (er->n > 1) {
+		rc = split_children(c, ev, er, now);
+		if (rc == DB_OK)
+			rc = webhook_store_mark_processed(c, ev->id, now, NULL, NULL, er->field);
+	} else {
+		rc = webhook_store_mark_processed(c, ev->id, now, er->n == 1 ? er->org[0] : NULL,
+						  er->n == 1 && er->number[0][0] != '\0'
+							  ? er->number[0] : NULL,
+						  er->field);
+	}
+	if (rc == 1)
+		rc = DB_OK; /* the row vanished (operator cleanup): nothing to mark */
+	if (rc == DB_OK && er->error[0] != '\0') {
+		const struct db_param p[] = { DBP_INT(ev->id), DBP_TEXT(er->error) };
+		rc = db_exec(c, "UPDATE webhook_events SET error = $2 WHERE id = $1", p, 2, NULL,
+			     NULL);
+	}
+	return rc;
+}
+
+/* Apply one stored event. A body that does not parse is marked failed
+ * (final) and does not stop the batch; *failed tells. */
+static int process_event(struct db_conn *c, struct route_cache *cache,
+			 const struct webhook_event *ev, const char *keywords, int64_t now,
+			 bool *failed)
+{
+	struct webhook_parsed wp;
+	struct event_routes *er = calloc(1, sizeof *er);
+	char err[WH_ERR_MAX];
+	int rc = DB_OK;
+	*failed = false;
+	if (er == NULL)
+		return DB_ERR;
+	if (webhook_parse(ev->body, ev->body_len, &wp, err, sizeof err) != WEBHOOK_PARSE_OK) {
+		*failed = true;
+		rc = webhook_store_mark_failed(c, ev->id, now, err, true);
+		rc = rc == 1 ? DB_OK : rc;
+		goto out;
+	}
+	for (size_t i = 0; i < wp.nchanges && rc == DB_OK; i++) {
+		if (er->field == NULL)
+			er->field = wp.changes[i].field;
+		rc = apply_change(c, cache, &wp.changes[i], keywords, now, er);
+	}
+	if (rc == DB_OK)
+		rc = mark_event(c, ev, er, now);
+	webhook_parsed_free(&wp);
+out:
+	free(er);
+	return rc;
+}
+
+static int batch_fn(struct db_conn *c, void *ctx)
+{
+	struct batch *b = ctx;
+	struct webhook_event *evs = NULL;
+	struct route_cache *cache = calloc(1, sizeof *cache);
+	size_t n = 0;
+	int64_t now = time_now_us();
+	int rc = DB_ERR;
+
+	b->handled = b->failed = 0;
+	b->nlag = 0;
+	if (cache == NULL)
+		goto out;
+	rc = db_lock_xact(c, WEBHOOK_PROC_BATCH_LOCK_KEY);
+	if (rc == DB_OK)
+		rc = webhook_store_claim(c, 0, b->limit, &evs, &n);
+	for (size_t i = 0; i < n && rc == DB_OK; i++) {
+		bool failed = false;
+		b->last_id = evs[i].id;
+		rc = process_event(c, cache, &evs[i], b->keywords, now, &failed);
+		if (rc != DB_OK)
+			break;
+		b->handled++;
+		b->failed += failed ? 1 : 0;
+		b->last_received_at = evs[i].received_at;
+		if (b->nlag < WEBHOOK_PROC_BATCH)
+			b->lag_us[b->nlag++] = now - evs[i].received_at;
+	}
+out:
+	if (rc != DB_OK)
+		snprintf(b->err, sizeof b->err, "%s", db_errmsg(c));
+	webhook_event_array_free(evs, n);
+	free(cache);
+	return rc;
+}
+
+/* Give up on event id after repeated database errors (isolated batch of
+ * one): mark it failed, final once attempts run out. */
+struct give_up {
+	int64_t id;
+	const char *error;
+};
+
+static int give_up_fn(struct db_conn *c, void *ctx)
+{
+	const struct give_up *g = ctx;
+	struct db_res *r = NULL;
+	const struct db_param p[] = { DBP_INT(g->id) };
+	int rc = db_exec(c, "SELECT attempts FROM webhook_events WHERE id = $1", p, 1, &r, NULL);
+	if (rc == DB_OK && db_rows(r) == 1) {
+		bool final = db_get_int(r, 0, 0) + 1 >= WEBHOOK_PROC_MAX_ATTEMPTS;
+		rc = webhook_store_mark_failed(c, g->id, time_now_us(), g->error, final);
+		rc = rc == 1 ? DB_OK : rc;
+	}
+	db_res_free(r);
+	return rc;
+}
+
+int64_t webhook_process_pending(struct db *db, const char *opt_out_keywords)
+{
+	struct batch *b = calloc(1, sizeof *b);
+	int64_t total = 0;
+	if (b == NULL)
+		return DB_ERR;
+	b->db = db;
+	b->keywords = opt_out_keywords;
+	b->limit = WEBHOOK_PROC_BATCH;
+	for (;;) {
+		int rc = db_tx(db, true, batch_fn, b);
+		if (rc != DB_OK) {
+			total = rc;
+			break;
+		}
+		if (b->handled == 0)
+			break;
+		total += (int64_t)b->handled;
+	}
+	free(b);
+	return total;
+}
+
+/* ---- the thread ---- */
+
+struct webhook_processor {
+	struct app *app;
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool stop, wake;
+	struct db_conn *leader; /* PostgreSQL: holds the session lock */
+	struct batch batch;
+	struct metric_series *processed, *failed, *lag_ms, *depth;
+	struct metric_series *lag_hist;
+	int64_t depth_at, sweep_at;
+};
+
+/* Wait up to ms unless woken or stopping. Returns true when stopping. */
+static bool wait_ms(struct webhook_processor *p, int ms)
+{
+	struct timespec ts;
+	bool stop;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&p->mu);
+	while (!p->stop && !p->wake)
+		if (pthread_cond_timedwait(&p->cv, &p->mu, &ts) == ETIMEDOUT)
+			break;
+	p->wake = false;
+	stop = p->stop;
+	pthread_mutex_unlock(&p->mu);
+	return stop;
+}
+
+static void drop_leadership(struct webhook_processor *p)
+{
+	if (p->leader == NULL)
+		return;
+	/* Releasing the connection to the pool would keep the session lock:
+	 * unlock explicitly (a broken connection has lost it anyway). */
+	const struct db_param k[] = { DBP_INT(WEBHOOK_PROC_LOCK_KEY) };
+	if (db_exec(p->leader, "SELECT pg_advisory_unlock($1)", k, 1, NULL, NULL) != DB_OK)
+		log_event(LOG_WARN, "webhook processor: cannot release its lock",
+			  LF_S("error", db_errmsg(p->leader)));
+	db_release(p->app->db, p->leader);
+	p->leader = NULL;
+}
+
+/* PostgreSQL: hold the session advisory lock (try, never wait), and check
+ * the holding connection is still alive. SQLite: always true. */
+static bool lead(struct webhook_processor *p)
+{
+	struct db *db = p->app->db;
+	struct db_res *r = NULL;
+	const struct db_param k[] = { DBP_INT(WEBHOOK_PROC_LOCK_KEY) };
+	if (db_engine(db) != DB_ENGINE_PG)
+		return true;
+	if (p->leader != NULL) {
+		if (db_exec(p->leader, "SELECT 1", NULL, 0, NULL, NULL) == DB_OK)
+			return true;
+		log_event(LOG_WARN, "webhook processor: lost its lock connection",
+			  LF_S("error", db_errmsg(p->leader)));
+		db_release(db, p->leader);
+		p->leader = NULL;
+	}
+	struct db_conn *c = db_acquire(db);
+	if (c == NULL)
+		return false;
+	bool got = db_exec(c, "SELECT pg_try_advisory_lock($1)", k, 1, &r, NULL) == DB_OK &&
+		   db_rows(r) == 1 && db_get_bool(r, 0, 0);
+	db_res_free(r);
+	if (!got) {
+		db_release(db, c);
+		return false;
+	}
+	p->leader = c;
+	log_msg(LOG_INFO, "webhook processor: this process now applies webhook events");
+	return true;
+}
+
+static void record_metrics(struct webhook_processor *p, const struct batch *b)
+{
+	metrics_add(p->processed, (int64_t)(b->handled - b->failed));
+	metrics_add(p->failed, (int64_t)b->failed);
+	for (size_t i = 0; i < b->nlag; i++)
+		metrics_observe(p->lag_hist, b->lag_us[i]);
+	if (b->nlag > 0)
+		metrics_set(p->lag_ms, b->lag_us[b->nlag - 1] / 1000);
+}
+
+static void update_depth(struct webhook_processor *p, bool force)
+{
+	int64_t now = time_mono_us(), count = 0, oldest = 0;
+	if (p->depth == NULL || (!force && now - p->depth_at < DEPTH_EVERY_US))
+		return;
+	p->depth_at = now;
+	struct db_conn *c = db_acquire(p->app->db);
+	if (c == NULL)
+		return;
+	if (webhook_store_pending(c, &count, &oldest) == DB_OK) {
+		metrics_set(p->depth, count);
+		if (count == 0)
+			metrics_set(p->lag_ms, 0);
+	}
+	db_release(p->app->db, c);
+}
+
+/* Statuses kept for a wamid whose message now exists (the sending code
+ * calls webhook_apply_pending itself; this catches every other way a
+ * message appears, e.g. a send whose transaction did not). */
+static int sweep_fn(struct db_conn *c, void *ctx)
+{
+	struct db_res *r = NULL;
+	int *applied = ctx;
+	int rc = db_exec(c,
+			 "SELECT DISTINCT p.wamid FROM pending_statuses p"
+			 " JOIN messages m ON m.wamid = p.wamid LIMIT 100",
+			 NULL, 0, &r, NULL);
+	*applied = 0;
+	for (int i = 0; rc == DB_OK && i < db_rows(r); i++) {
+		int n = wh_apply_pending(c, db_get_text(r, i, 0));
+		rc = n < 0 ? n : DB_OK;
+		*applied += n > 0 ? n : 0;
+	}
+	db_res_free(r);
+	return rc;
+}
+
+static void sweep_pending(struct webhook_processor *p)
+{
+	int64_t now = time_mono_us();
+	int applied = 0;
+	if (now - p->sweep_at < DEPTH_EVERY_US)
+		return;
+	p->sweep_at = now;
+	int rc = db_tx(p->app->db, true, sweep_fn, &applied);
+	if (rc != DB_OK)
+		log_event(LOG_WARN, "webhook processor: pending status sweep failed",
+			  LF_I("code", rc));
+}
+
+/* One batch; after repeated database errors, one event at a time, and a
+ * single event that keeps failing is given up. Returns events handled,
+ * or < 0 on a database error. */
+static int64_t run_once(struct webhook_processor *p, int *fails)
+{
+	struct batch *b = &p->batch;
+	b->limit = *fails >= WEBHOOK_PROC_MAX_ATTEMPTS ? 1 : WEBHOOK_PROC_BATCH;
+	b->last_id = 0;
+	int rc = db_tx(p->app->db, true, batch_fn, b);
+	if (rc == DB_OK) {
+		record_metrics(p, b);
+		*fails = 0;
+		return (int64_t)b->handled;
+	}
+	(*fails)++;
+	log_event(LOG_ERROR, "webhook processor: batch failed", LF_I("code", rc),
+		  LF_I("event_id", b->last_id), LF_I("failures", *fails),
+		  LF_S("error", b->err));
+	if (b->limit == 1 && b->last_id > 0 && rc != DB_ERR_UNAVAILABLE) {
+		struct give_up g = { .id = b->last_id, .error = b->err };
+		if (db_tx(p->app->db, true, give_up_fn, &g) == DB_OK)
+			metrics_add(p->failed, 1);
+	}
+	return rc;
+}
+
+static void *processor_main(void *arg)
+{
+	struct webhook_processor *p = arg;
+	int fails = 0, backoff = 0;
+	for (;;) {
+		if (!lead(p)) {
+			if (wait_ms(p, FOLLOWER_WAIT_MS))
+				break;
+			continue;
+		}
+		int64_t n = run_once(p, &fails);
+		update_depth(p, false);
+		if (n == 0)
+			sweep_pending(p);
+		if (n < 0) {
+			backoff = backoff == 0 ? 50 : backoff * 2;
+			backoff = backoff > MAX_BACKOFF_MS ? MAX_BACKOFF_MS : backoff;
+			if (wait_ms(p, backoff))
+				break;
+			continue;
+		}
+		backoff = 0;
+		if (n == 0 && wait_ms(p, IDLE_WAIT_MS))
+			break;
+		pthread_mutex_lock(&p->mu);
+		bool stop = p->stop;
+		pthread_mutex_unlock(&p->mu);
+		if (stop)
+			break;
+	}
+	drop_leadership(p);
+	return NULL;
+}
+
+static void register_metrics(struct webhook_processor *p)
+{
+	struct metrics *m = p->app->metrics;
+	static const int64_t bounds[] = { 1000,   5000,    10000,   50000,   100000,
+					  250000, 500000,  1000000, 2500000, 5000000,
+					  10000000, 30000000, 60000000 };
+	if (m == NULL)
+		return;
+	p->processed = metrics_series(
+		metrics_counter_new(m, "pytake_webhook_events_processed_total",
+				    "Webhook events applied by the processor", 0, NULL), NULL);
+	p->failed = metrics_series(
+		metrics_counter_new(m, "pytake_webhook_events_failed_total",
+				    "Webhook events the processor could not apply (kept with their error)",
+				    0, NULL), NULL);
+	p->lag_hist = metrics_series(
+		metrics_histogram_new(m, "pytake_webhook_processing_lag_seconds",
+				      "Time from receipt to processing of each webhook event", 0,
+				      NULL, bounds, sizeof bounds / sizeof bounds[0], 1000000),
+		NULL);
+	p->lag_ms = metrics_series(
+		metrics_gauge_new(m, "pytake_webhook_processing_lag_milliseconds",
+				  "Processing lag of the last processed webhook event (0 when idle)",
+				  0, NULL), NULL);
+	p->depth = metrics_series(
+		metrics_gauge_new(m, "pytake_webhook_queue_depth",
+				  "Webhook events stored and not processed yet", 0, NULL), NULL);
+}
+
+int webhook_processor_start(struct app *app, struct webhook_processor **out)
+{
+	struct webhook_processor *p = calloc(1, sizeof *p);
+	*out = NULL;
+	if (p == NULL)
+		return -1;
+	p->app = app;
+	p->batch.db = app->db;
+	p->batch.keywords = app->cfg != NULL ? app->cfg->opt_out_keywords : NULL;
+	register_metrics(p);
+	if (pthread_mutex_init(&p->mu, NULL) != 0)
+		goto fail_mutex;
+	if (pthread_cond_init(&p->cv, NULL) != 0)
+		goto fail_cond;
+	if (pthread_create(&p->thread, NULL, processor_main, p) != 0)
+		goto fail_thread;
+	*out = p;
+	return 0;
+fail_thread:
+	pthread_cond_destroy(&p->cv);
+fail_cond:
+	pthread_mutex_destroy(&p->mu);
+fail_mutex:
+	free(p);
+	return -1;
+}
+
+void webhook_processor_wake(struct webhook_processor *p)
+{
+	if (p == NULL)
+		return;
+	pthread_mutex_lock(&p->mu);
+	p->wake = true;
+	pthread_cond_signal(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+}
+
+void webhook_processor_stop(struct webhook_processor *p)
+{
+	if (p == NULL)
+		return;
+	pthread_mutex_lock(&p->mu);
+	p->stop = true;
+	pthread_cond_signal(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+	pthread_join(p->thread, NULL);
+	pthread_cond_destroy(&p->cv);
+	pthread_mutex_destroy(&p->mu);
+	free(p);
+}

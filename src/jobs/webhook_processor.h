@@ -1,0 +1,88 @@
+/* webhook_processor: the background worker that applies stored Meta
+ * webhook events (table webhook_events, see meta/webhook_store.h).
+ *
+ * Design note
+ * - One thread per `pytake serve` process (webhook_processor_start/stop).
+ *   Only one processor applies events at a time across every process that
+ *   shares the database, so the order per number holds:
+ *     PostgreSQL: a session advisory lock (pg_try_advisory_lock) held on a
+ *     connection kept for the life of the leadership; processes that do not
+ *     get it sleep and try again, so when the holder dies (its connection
+ *     closes) another one takes over within a second. Every batch also
+ *     takes a transaction advisory lock, so two leaders can never interleave.
+ *     SQLite: BEGIN IMMEDIATE already serializes writers.
+ * - A batch = up to WEBHOOK_PROC_BATCH pending events in id (arrival) order,
+ *   applied in ONE transaction, each event marked processed in it. So a
+ *   crash loses nothing (the batch rolls back and is claimed again) and
+ *   applies nothing twice (the marks commit with the effects).
+ * - Idempotent anyway (Meta delivers at least once): inbound messages are
+ *   deduplicated by wamid (UNIQUE, ON CONFLICT DO NOTHING), statuses only
+ *   move forward and fill timestamps with COALESCE.
+ * - Routing: messages/statuses/user_preferences by
+ *   value.metadata.phone_number_id (numbers_find_by_phone_number_id);
+ *   template and account events by entry[].id = WABA id
+ *   (numbers_list_by_waba; every org holding a number of that WABA).
+ *   An event whose changes all route to one number is marked with that
+ *   org/number; one that spans several numbers is split into routed child
+ *   rows (webhook_store_insert_child) and the raw row stays unrouted. An
+ *   unknown number leaves the event unrouted with error
+ *   "unknown phone_number_id X" (processed, visible to operators).
+ * - Failures: a body that does not parse is marked failed (final) and
+ *   skipped: never blocks the queue. A database error rolls the batch back
+ *   and retries it with backoff; after WEBHOOK_PROC_MAX_ATTEMPTS failed
+ *   tries the batch is applied one event per transaction so a poison event
+ *   is isolated, marked failed and skipped.
+ * - Costs hook: statuses keep pricing_* and leave cost NULL; the costs
+ *   module prices in webhook_processor.c's apply_status (see "COSTS HOOK").
+ * - Metrics (when app->metrics is set): pytake_webhook_events_processed_total,
+ *   pytake_webhook_events_failed_total, pytake_webhook_processing_lag_seconds
+ *   (histogram: now - received_at of each processed event),
+ *   pytake_webhook_processing_lag_milliseconds (gauge, the last batch) and
+ *   pytake_webhook_queue_depth (gauge, pending events). */
+#ifndef PYTAKE_WEBHOOK_PROCESSOR_H
+#define PYTAKE_WEBHOOK_PROCESSOR_H
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "db/db.h"
+
+struct app;
+struct webhook_processor;
+
+#define WEBHOOK_PROC_BATCH 500
+#define WEBHOOK_PROC_MAX_ATTEMPTS 3
+/* The advisory lock keys (PostgreSQL) of the processor. */
+#define WEBHOOK_PROC_LOCK_KEY 0x7079776870726f63LL   /* leadership (session) */
+#define WEBHOOK_PROC_BATCH_LOCK_KEY 0x70797768626174LL /* one batch (xact) */
+
+/* Start the processor thread for app (app, its db, cfg and metrics must
+ * outlive it). *out owns the thread; stop it with webhook_processor_stop.
+ * 0 or -1 (thread or memory could not be made). */
+int webhook_processor_start(struct app *app, struct webhook_processor **out)
+	__attribute__((warn_unused_result));
+/* Ask the thread to stop, wait for it (it finishes its current batch) and
+ * free it. NULL is a no-op. */
+void webhook_processor_stop(struct webhook_processor *p);
+/* Wake the thread now (ingestion calls this after a commit so processing
+ * does not wait for the poll interval). NULL is a no-op; thread-safe. */
+void webhook_processor_wake(struct webhook_processor *p);
+
+/* Apply, once, every pending event (tests, CLI): runs batches on the
+ * calling thread until none is left. opt_out_keywords as in the config
+ * (NULL = the default list). Returns the number of events handled, or a
+ * negative db_status. */
+int64_t webhook_process_pending(struct db *db, const char *opt_out_keywords)
+	__attribute__((warn_unused_result));
+
+/* Apply the statuses kept in pending_statuses for wamid to its message
+ * (now that it exists) and delete them. Call inside the transaction that
+ * gave the message its wamid (the sending code does, after Meta answered).
+ * Returns the number of statuses applied, or a negative db_status. */
+int webhook_apply_pending(struct db_conn *c, const char *wamid)
+	__attribute__((warn_unused_result));
+
+/* Is text (trimmed, any case) exactly one of the comma-separated keywords
+ * (NULL = STOP,SAIR,PARAR,CANCELAR,UNSUBSCRIBE)? */
+bool webhook_is_opt_out_keyword(const char *text, const char *keywords);
+
+#endif

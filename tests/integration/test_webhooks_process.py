@@ -1,0 +1,374 @@
+"""Meta webhook processing (issue 5): the background processor applies
+stored events. Signed samples from ../shared/meta go through POST
+/webhooks/meta, then the tables are checked: inbound text -> contact + open
+conversation + message (window = ts + 24 h); duplicates x10 -> one
+message; statuses out of order; a status before its message; failed with
+the error; batched entries; unknown number (unrouted, visible); template
+status/quality/category; phone number quality; opt-out keyword and
+user_preferences stop (with audit rows); processing metrics. Both engines."""
+
+import hashlib
+import hmac
+import json
+import os
+import time
+import unittest
+import uuid
+
+from harness import Server, bearer, bootstrap_super_admin, make_tenant
+import tenancy
+
+APP_SECRET = "test-app-secret"
+SAMPLES_DIR = os.environ.get("PYTAKE_META_SAMPLES") or os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "shared", "meta")
+PNID = "106540352242922"
+WABA = "102290129340398"
+DAY_US = 24 * 3600 * 1000000
+WAMID_OUT = "wamid.HBgNNTUxMTk4NzY1NDMyMRUCABEYEjk5QzFGRTlCNzZFNjE4RDFBRgA="
+
+
+def sample(name):
+    with open(os.path.join(SAMPLES_DIR, name), "rb") as f:
+        return f.read()
+
+
+def sign(body):
+    return "sha256=" + hmac.new(APP_SECRET.encode(), body, hashlib.sha256).hexdigest()
+
+
+def wrap(value, field="messages", pnid=PNID):
+    """A compact webhook body with one change."""
+    if field == "messages" or field == "user_preferences":
+        value = dict(value, messaging_product="whatsapp",
+                     metadata={"display_phone_number": "15550783881", "phone_number_id": pnid})
+    return json.dumps({"object": "whatsapp_business_account", "entry": [
+        {"id": WABA, "changes": [{"field": field, "value": value}]}]},
+        separators=(",", ":")).encode()
+
+
+def inbound(wamid, text, wa_id, ts=1764410000, name="Test"):
+    return wrap({"contacts": [{"profile": {"name": name}, "wa_id": wa_id}],
+                 "messages": [{"from": wa_id, "id": wamid, "timestamp": str(ts),
+                               "type": "text", "text": {"body": text}}]})
+
+
+def status(wamid, st, ts, **extra):
+    s = {"id": wamid, "status": st, "timestamp": str(ts), "recipient_id": "5511987654321"}
+    s.update(extra)
+    return wrap({"statuses": [s]})
+
+
+class WebhookProcessTest(unittest.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        cls.srv = Server(env={"META_APP_SECRET": APP_SECRET,
+                              "WEBHOOK_VERIFY_TOKEN": "verify-token-123456789"})
+        try:
+            cls.srv.start()
+            cls.su = bootstrap_super_admin(cls.srv)
+            cls.a = make_tenant(cls.srv, cls.su["token"], "proca")
+            cls.number = tenancy.make_number(cls.srv, cls.a, phone_number_id=PNID,
+                                             waba_id=WABA,
+                                             display_phone_number="+1 555 078 3881")
+            cls.org = cls.a["org_id"]
+        except Exception:
+            cls.srv.close()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.srv.close()
+
+    # ---- helpers ------------------------------------------------------------
+
+    def post(self, body):
+        r = self.srv.request("POST", "/webhooks/meta", body,
+                             headers={"Content-Type": "application/json",
+                                      "X-Hub-Signature-256": sign(body)})
+        self.assertEqual(r.status, 200, r)
+
+    def q(self, sql):
+        """Rows of a query as lists of strings ('' for NULL)."""
+        out = self.srv.sql(sql).strip()
+        return [line.split("|") for line in out.splitlines()] if out else []
+
+    def one(self, sql):
+        rows = self.q(sql)
+        self.assertEqual(len(rows), 1, "%s -> %r" % (sql, rows))
+        return rows[0]
+
+    def wait_processed(self, timeout=15):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.q("SELECT COUNT(*) FROM webhook_events WHERE processed_at IS NULL") == [["0"]]:
+                return
+            time.sleep(0.05)
+        self.fail("webhook events still pending after %ss" % timeout)
+
+    def wait_for(self, sql, want, timeout=10):
+        deadline = time.time() + timeout
+        rows = None
+        while time.time() < deadline:
+            rows = self.q(sql)
+            if rows == want:
+                return
+            time.sleep(0.05)
+        self.assertEqual(rows, want, sql)
+
+    def outbound(self, wamid, st="sent", wa_id="5511987654321"):
+        """An outbound message row as the sending code will leave it."""
+        self.post(inbound("wamid.seed-" + uuid.uuid4().hex, "seed", wa_id))
+        self.wait_processed()
+        contact, conv = self.one(
+            "SELECT c.id, v.id FROM contacts c JOIN conversations v ON v.contact_id = c.id"
+            " WHERE c.organization_id = '%s' AND c.wa_id = '%s' AND v.status = 'open'"
+            % (self.org, wa_id))
+        self.srv.sql(
+            "INSERT INTO messages (id, organization_id, conversation_id, whatsapp_number_id,"
+            " contact_id, direction, type, status, wamid, created_at)"
+            " VALUES ('%s', '%s', '%s', '%s', '%s', 'outbound', 'template', '%s', '%s', 1)"
+            % (uuid.uuid4(), self.org, conv, self.number["id"], contact, st, wamid))
+
+    # ---- inbound --------------------------------------------------------------
+
+    def test_inbound_text_creates_contact_conversation_message(self):
+        self.post(sample("inbound_text.json"))
+        self.wait_processed()
+        wamid = "wamid.HBgNNTUxMTk4NzY1NDMyMRUCABIYFjNFQjBDNzE2QTg0RDFGNjRGQTVFAA=="
+        cid, name, opted = self.one(
+            "SELECT id, name, opted_out FROM contacts WHERE organization_id = '%s'"
+            " AND wa_id = '5511987654321'" % self.org)
+        self.assertEqual(name, "Maria Souza")
+        self.assertIn(opted, ("0", "f"))
+        conv, st, inbound_at, window, num = self.one(
+            "SELECT id, status, last_inbound_at, window_expires_at, whatsapp_number_id"
+            " FROM conversations WHERE contact_id = '%s'" % cid)
+        self.assertEqual(st, "open")
+        self.assertEqual(num, self.number["id"])
+        self.assertGreaterEqual(int(inbound_at), 1764410000 * 1000000)
+        self.assertEqual(int(window), int(inbound_at) + DAY_US)
+        row = self.one("SELECT direction, type, text, status, conversation_id, created_at,"
+                       " organization_id FROM messages WHERE wamid = '%s'" % wamid)
+        self.assertEqual(row[:5], ["inbound", "text",
+                                   "Ol\u00e1! Quero saber do meu pedido \U0001f642",
+                                   "received", conv])
+        self.assertEqual(int(row[5]), 1764410000 * 1000000)
+        self.assertEqual(row[6], self.org)
+        ev = self.one("SELECT organization_id, whatsapp_number_id, field, error FROM"
+                      " webhook_events WHERE body LIKE '%%%s%%'" % wamid[:40])
+        self.assertEqual(ev, [self.org, self.number["id"], "messages", ""])
+
+    def test_same_wamid_ten_times_is_one_message(self):
+        body = sample("inbound_image.json")
+        for _ in range(10):
+            self.post(body)
+        self.wait_processed()
+        wamid = "wamid.HBgNNTUyMTk5OTk5MDAwMBUCABIYFjNFQjBBQkNERUYwMTIzNDU2Nzg5AA=="
+        rows = self.q("SELECT type, text, content FROM messages WHERE wamid = '%s'" % wamid)
+        self.assertEqual(len(rows), 1)
+        self.assertEqual(rows[0][:2], ["image", "comprovante"])
+        content = json.loads(rows[0][2])
+        self.assertEqual(content["id"], "1479537139650973")
+        self.assertEqual(content["mime_type"], "image/jpeg")
+        self.assertEqual(self.one("SELECT v.unread_count FROM conversations v JOIN contacts c"
+                                  " ON c.id = v.contact_id WHERE c.wa_id = '5521999990000'"),
+                         ["1"])
+        self.assertEqual(self.one("SELECT name FROM contacts WHERE wa_id = '5521999990000'"),
+                         ["Jo\u00e3o"])
+
+    def test_button_reply_keeps_reply(self):
+        self.post(sample("inbound_button_reply.json"))
+        self.wait_processed()
+        typ, text, content = self.one(
+            "SELECT type, text, content FROM messages WHERE wamid ="
+            " 'wamid.HBgNNTUxMTk4NzY1NDMyMRUCABIYFDNBMDFGRkE2MkY1QzE3MjY4NUQ0AA=='")
+        self.assertEqual((typ, text), ("interactive", "Sim, confirmar"))
+        self.assertEqual(json.loads(content)["button_reply"]["id"], "confirm_yes")
+
+    # ---- statuses -------------------------------------------------------------
+
+    def test_statuses_out_of_order_end_read_with_all_times(self):
+        w = "wamid.ooo-" + uuid.uuid4().hex
+        self.outbound(w, "queued")
+        for st, ts in (("read", 1764410360), ("delivered", 1764410302), ("sent", 1764410300)):
+            self.post(status(w, st, ts))
+        self.wait_processed()
+        row = self.one("SELECT status, sent_at, delivered_at, read_at FROM messages"
+                       " WHERE wamid = '%s'" % w)
+        self.assertEqual(row, ["read", "1764410300000000", "1764410302000000",
+                               "1764410360000000"])
+
+    def test_samples_sent_delivered_read_then_failed_is_kept_read(self):
+        self.outbound(WAMID_OUT, "queued")
+        for name in ("status_sent.json", "status_delivered.json", "status_read.json",
+                     "status_sent.json", "status_failed.json"):
+            self.post(sample(name))
+        self.wait_processed()
+        row = self.one("SELECT status, pricing_type, pricing_category, pricing_model,"
+                       " cost, read_at FROM messages WHERE wamid = '%s'" % WAMID_OUT)
+        self.assertEqual(row, ["read", "regular", "marketing", "PMP", "", "1764410360000000"])
+
+    def test_failed_records_error(self):
+        w = "wamid.fail-" + uuid.uuid4().hex
+        self.outbound(w, "sent")
+        self.post(status(w, "failed", 1764410305, errors=[{
+            "code": 131026, "title": "Message undeliverable", "message": "Message undeliverable",
+            "error_data": {"details": "Message Undeliverable."}}]))
+        self.post(status(w, "delivered", 1764410306))  # failed is terminal
+        self.wait_processed()
+        row = self.one("SELECT status, error_code, error_message, failed_at FROM messages"
+                       " WHERE wamid = '%s'" % w)
+        self.assertEqual(row, ["failed", "131026", "Message Undeliverable.",
+                               "1764410305000000"])
+
+    def test_status_before_message_is_applied_when_it_appears(self):
+        w = "wamid.early-" + uuid.uuid4().hex
+        self.post(status(w, "delivered", 1764410302))
+        self.post(status(w, "delivered", 1764410302))  # a repeat keeps one row
+        self.wait_processed()
+        self.assertEqual(self.q("SELECT status, status_at FROM pending_statuses"
+                                " WHERE wamid = '%s'" % w), [["delivered", "1764410302000000"]])
+        self.outbound(w, "sent")
+        self.wait_for("SELECT status, delivered_at FROM messages WHERE wamid = '%s'" % w,
+                      [["delivered", "1764410302000000"]])
+        self.wait_for("SELECT COUNT(*) FROM pending_statuses WHERE wamid = '%s'" % w, [["0"]])
+
+    def test_batched_entries_all_applied(self):
+        self.post(sample("batched_entries.json"))
+        self.wait_processed()
+        self.assertEqual(self.one("SELECT text FROM messages WHERE wamid = 'wamid.BATCH3'"),
+                         ["oi"])
+        self.assertEqual(self.q("SELECT wamid FROM pending_statuses WHERE wamid LIKE"
+                                " 'wamid.BATCH%' ORDER BY wamid"),
+                         [["wamid.BATCH1"], ["wamid.BATCH2"]])
+        self.outbound("wamid.BATCH1", "queued", wa_id="5511911112222")
+        self.wait_for("SELECT status, sent_at FROM messages WHERE wamid = 'wamid.BATCH1'",
+                      [["sent", "1764410300000000"]])
+
+    # ---- routing --------------------------------------------------------------
+
+    def test_unknown_number_stays_unrouted_and_visible(self):
+        body = inbound("wamid.nobody-" + uuid.uuid4().hex, "hi", "5511900000000")
+        body = body.replace(PNID.encode(), b"999999999")
+        self.post(body)
+        self.wait_processed()
+        org, err, processed = self.one(
+            "SELECT organization_id, error, processed_at FROM webhook_events"
+            " WHERE body LIKE '%%999999999%%'")
+        self.assertEqual(org, "")
+        self.assertEqual(err, "unknown phone_number_id 999999999")
+        self.assertNotEqual(processed, "")
+        self.assertEqual(self.q("SELECT id FROM contacts WHERE wa_id = '5511900000000'"), [])
+
+    def test_unknown_field_is_stored_not_failed(self):
+        self.post(wrap({"entity_type": "WABA"}, field="account_alerts"))
+        self.wait_processed()
+        field, err = self.one("SELECT field, error FROM webhook_events"
+                              " WHERE field = 'account_alerts'")
+        self.assertEqual(err, "")
+
+    def test_bad_body_is_marked_and_skipped(self):
+        bad = b'{"object":"whatsapp_business_account","entry":[{"changes":[{"field":"messages","value":{"statuses":[{"id":"w"}]}}]}]}'
+        self.post(bad)
+        after = "wamid.after-bad-" + uuid.uuid4().hex
+        self.post(inbound(after, "still here", "5511977776666"))
+        self.wait_processed()
+        err = self.one("SELECT error FROM webhook_events WHERE body = '%s'" % bad.decode())[0]
+        self.assertIn("statuses[0]", err)
+        self.assertEqual(len(self.q("SELECT id FROM messages WHERE wamid = '%s'" % after)), 1)
+
+    # ---- templates and numbers -----------------------------------------------
+
+    def test_template_events_update_rows(self):
+        t1 = tenancy.make_template(self.srv, self.a, self.number["id"], name="order_update",
+                                   language="pt_BR")
+        t2 = tenancy.make_template(self.srv, self.a, self.number["id"],
+                                   name="promo_black_friday", language="pt_BR")
+        self.post(sample("template_status_approved.json"))
+        self.post(sample("template_status_rejected.json"))
+        self.wait_processed()
+        self.assertEqual(self.one("SELECT status, meta_template_id, rejected_reason FROM"
+                                  " templates WHERE id = '%s'" % t1["id"]),
+                         ["APPROVED", "1689556908129832", ""])
+        self.assertEqual(self.one("SELECT status, meta_template_id, rejected_reason FROM"
+                                  " templates WHERE id = '%s'" % t2["id"]),
+                         ["REJECTED", "1689556908129833", "INVALID_FORMAT"])
+        self.post(sample("template_quality_update.json"))
+        self.post(sample("template_category_update.json"))
+        self.wait_processed()
+        self.assertEqual(self.one("SELECT quality_score, category FROM templates"
+                                  " WHERE id = '%s'" % t1["id"]), ["YELLOW", "MARKETING"])
+        r = self.srv.request("GET", "/api/v1/templates/" + t1["id"],
+                             headers=bearer(self.a["users"]["org_admin"]["token"]))
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json()["status"], "APPROVED")
+        ev = self.q("SELECT organization_id FROM webhook_events"
+                    " WHERE field = 'message_template_status_update'")
+        self.assertTrue(ev and all(e == [self.org] for e in ev), ev)
+
+    def test_phone_number_quality_update(self):
+        self.post(sample("phone_number_quality_update.json"))
+        self.wait_processed()
+        self.assertEqual(self.one("SELECT throughput_mps, messaging_limit_tier FROM"
+                                  " whatsapp_numbers WHERE id = '%s'" % self.number["id"]),
+                         ["1000", "TIER_UNLIMITED"])
+        self.post(wrap({"display_phone_number": "15550783881", "event": "FLAGGED",
+                        "current_limit": "TIER_1K"}, field="phone_number_quality_update"))
+        self.wait_processed()
+        r = self.srv.request("GET", "/api/v1/whatsapp-numbers/" + self.number["id"],
+                             headers=bearer(self.a["users"]["org_admin"]["token"]))
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json()["quality_rating"], "FLAGGED")
+        self.assertEqual(r.json()["messaging_limit_tier"], "TIER_1K")
+        self.assertEqual(r.json()["throughput_mps"], 1000)
+
+    # ---- opt-out --------------------------------------------------------------
+
+    def test_opt_out_keyword_and_user_preferences(self):
+        self.post(inbound("wamid.stop-" + uuid.uuid4().hex, "  sTOp \n", "5511955554444"))
+        self.post(inbound("wamid.nostop-" + uuid.uuid4().hex, "stop please", "5511955553333"))
+        self.wait_processed()
+        cid, opted, at = self.one("SELECT id, opted_out, opted_out_at FROM contacts"
+                                  " WHERE wa_id = '5511955554444'")
+        self.assertIn(opted, ("1", "t"))
+        self.assertNotEqual(at, "")
+        self.assertIn(self.one("SELECT opted_out FROM contacts WHERE wa_id = '5511955553333'")[0],
+                      ("0", "f"))
+        user, action = self.one("SELECT user_id, action FROM audit_logs WHERE record_id = '%s'"
+                                % cid)
+        self.assertEqual((user, action), ("", "opt_out"))
+        self.post(wrap({"contacts": [{"profile": {"name": "Pref"}, "wa_id": "5511955552222"}],
+                        "user_preferences": [{"wa_id": "5511955552222", "category":
+                                              "marketing_messages", "value": "stop",
+                                              "timestamp": 1764410700}]},
+                       field="user_preferences"))
+        self.wait_processed()
+        cid2, opted2 = self.one("SELECT id, opted_out FROM contacts"
+                                " WHERE wa_id = '5511955552222'")
+        self.assertIn(opted2, ("1", "t"))
+        self.assertEqual(self.one("SELECT action FROM audit_logs WHERE record_id = '%s'" % cid2),
+                         ["opt_out"])
+
+    # ---- metrics --------------------------------------------------------------
+
+    def test_processing_metrics(self):
+        self.post(status("wamid.metric-" + uuid.uuid4().hex, "sent", 1764410300))
+        self.wait_processed()
+        time.sleep(1.2)  # the queue-depth gauge refreshes every second
+        r = self.srv.request("GET", "/metrics")
+        self.assertEqual(r.status, 200, r)
+        text = r.body.decode()
+        for name in ("pytake_webhook_events_processed_total",
+                     "pytake_webhook_events_failed_total",
+                     "pytake_webhook_processing_lag_seconds_count",
+                     "pytake_webhook_processing_lag_milliseconds",
+                     "pytake_webhook_queue_depth"):
+            self.assertIn(name, text)
+        processed = [l for l in text.splitlines()
+                     if l.startswith("pytake_webhook_events_processed_total ")]
+        self.assertTrue(processed and int(processed[0].split()[1]) >= 1, processed)
+
+
+if __name__ == "__main__":
+    unittest.main()
