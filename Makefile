@@ -37,15 +37,18 @@ run: build
 	$(BUILD_DIR)/pytake bootstrap
 	exec $(BUILD_DIR)/pytake serve
 
+# A broken build still ends with the summary line (counted as one failure).
+BUILD_FAILED = { echo "build failed: no tests ran"; echo "0 passed, 1 failed"; exit 1; }
+
 test:
 	@scripts/deps.sh test
-	@$(MAKE) --no-print-directory build
+	@$(MAKE) --no-print-directory build || $(BUILD_FAILED)
 	@PYTAKE_BUILD_DIR=$(BUILD_DIR) tests/run_all.sh
 
 asan:
 	@scripts/deps.sh test
 	$(call setup,$(ASAN_DIR),--buildtype=debug -Db_sanitize=address$(,)undefined -Db_lundef=false)
-	@ninja -C $(ASAN_DIR) -j $(JOBS)
+	@ninja -C $(ASAN_DIR) -j $(JOBS) || $(BUILD_FAILED)
 	@PYTAKE_BUILD_DIR=$(ASAN_DIR) PYTAKE_TEST_TIMEOUT_SCALE=3 \
 		ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 		UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \

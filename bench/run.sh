@@ -124,3 +124,12 @@ if [[ "${BENCH_AUTH:-1}" != "0" ]]; then
 		exit 1
 	fi
 fi
+
+# ---- POST /webhooks/meta (webhook ingestion issue) ---------------------------
+# Signed status webhooks on SQLite and a throwaway PostgreSQL, each with its
+# own server (META_APP_SECRET, HTTP_THREADS=64): see bench/webhooks.sh.
+# Skip with BENCH_WEBHOOKS=0; BENCH_ENGINES="sqlite" for one engine.
+if [[ "${BENCH_WEBHOOKS:-1}" != "0" ]]; then
+	echo
+	PYTAKE_BUILD_DIR="$BUILD_DIR" "$ROOT/bench/webhooks.sh"
+fi

@@ -80,11 +80,15 @@ with open(path, "w") as f:
 PY
 export PYTAKE_BENCH_WEBHOOKS="$TMP/bodies.txt"
 
+psql_bin() { # pg.sh's bindir may hold only initdb/pg_ctl wrappers
+	if [[ -x "$PG_BINDIR/psql" ]]; then echo "$PG_BINDIR/psql"; else command -v psql; fi
+}
+
 count_sql() { # engine url query
 	if [[ "$1" == sqlite ]]; then
 		sqlite3 -cmd ".timeout 5000" "${2#sqlite:}" "$3"
 	else
-		"$PG_BINDIR/psql" -At -d "$2" -c "$3"
+		"$(psql_bin)" -At -d "$2" -c "$3"
 	fi
 }
 
@@ -96,7 +100,7 @@ run_engine() {
 		url="sqlite:$dir/pytake.db"
 	else
 		pg_start >/dev/null
-		"$PG_BINDIR/psql" -q -d "$PYTAKE_TEST_PG_URL" -c "CREATE DATABASE bench_wh"
+		"$(psql_bin)" -q -d "$PYTAKE_TEST_PG_URL" -c "CREATE DATABASE bench_wh"
 		url="${PYTAKE_TEST_PG_URL%/postgres}/bench_wh"
 	fi
 	local port

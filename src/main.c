@@ -34,6 +34,8 @@ static const struct command commands[] = {
 	  "FILE [--force]: replace the database with FILE (--force: even if not empty)" },
 	{ "webhooks", cmd_webhooks,
 	  "tail [--org SLUG] [--unrouted] [--from-start]: follow webhook events as JSON lines" },
+	{ "pricing", cmd_pricing,
+	  "import FILE: load a rate card (CSV or JSON) | seed: the example card" },
 	{ "version", cmd_version, "print the version" },
 	{ "help", cmd_help, "this text" },
 };

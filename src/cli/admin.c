@@ -7,6 +7,7 @@
 #include "core/crypto.h"
 #include "core/str.h"
 #include "domain/orgs.h"
+#include "domain/pricing.h"
 #include "domain/users.h"
 
 /* --- org create ------------------------------------------------------- */
@@ -194,13 +195,17 @@ struct bootstrap_tx {
 	struct user_create_tx user;
 	struct org org;
 	bool already;
+	int seeded_rates; /* example rate card rows loaded (0: had a card) */
 };
 
 static int bootstrap_fn(struct db_conn *c, void *ctx)
 {
 	struct bootstrap_tx *b = ctx;
 	int64_t n = 0;
-	int rc = orgs_count(c, &n);
+	int rc = pricing_seed_if_empty(c, &b->seeded_rates);
+	if (rc != DB_OK)
+		return rc;
+	rc = orgs_count(c, &n);
 	if (rc != DB_OK)
 		return rc;
 	if (n > 0) {
@@ -238,6 +243,9 @@ int cmd_bootstrap(int argc, char **argv)
 		goto out;
 	}
 	rc = 0;
+	if (b.seeded_rates > 0)
+		printf("Loaded the example rate card (%d rates); replace it with Meta's "
+		       "current card: pytake pricing import FILE\n", b.seeded_rates);
 	if (b.already) {
 		printf("The database already has organizations; nothing created.\n"
 		       "Use the credentials printed when it was first set up, or\n"

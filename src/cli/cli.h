@@ -31,4 +31,9 @@ int cmd_restore(int argc, char **argv);
  * [--interval-ms N] [--count N]`: new webhook events as JSON lines. */
 int cmd_webhooks(int argc, char **argv);
 
+/* pricing.c: `pytake pricing import FILE` (CSV or JSON rate card, validated
+ * as a whole), `pytake pricing seed` (the embedded example card when the
+ * database has none). */
+int cmd_pricing(int argc, char **argv);
+
 #endif

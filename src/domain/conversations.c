@@ -153,16 +153,31 @@ int conversations_open(struct db_conn *c, const char *org_id, const char *contac
 	return rc == 1 ? DB_ERR : rc;
 }
 
-/* The WHERE clause of a filtered list; params $1 org, $2 at, $3 id, $4
- * status, $5 assigned_to, $6 number_id, $7 limit (NULL params match all). */
-static const char LIST_SQL[] =
-	"SELECT " CONV_COLS CONV_FROM
-	"WHERE cv.organization_id = $1 "
-	"AND (" CONV_SORT ", cv.id) < ($2, $3) "
-	"AND ($4 IS NULL OR cv.status = $4) "
-	"AND ($5 IS NULL OR cv.assigned_to = $5) "
-	"AND ($6 IS NULL OR cv.whatsapp_number_id = $6) "
-	"ORDER BY " CONV_SORT " DESC, cv.id DESC LIMIT $7";
+/* The list SQL for the filters present: $1 org, $2 at, $3 id, $4 limit,
+ * then one parameter per present filter in order (status, assigned_to,
+ * number). Dynamic rather than "($k IS NULL OR col = $k)", which
+ * PostgreSQL cannot type; at most 8 texts, each prepared once. */
+static void list_sql(char *buf, size_t n, const struct conversation_filter *f)
+{
+	static const char *const cols[] = { "cv.status", "cv.assigned_to",
+					    "cv.whatsapp_number_id" };
+	const char *vals[] = { f->status, f->assigned_to, f->number_id };
+	char where[256] = "";
+	size_t used = 0;
+	int k = 5;
+	for (int i = 0; i < 3; i++) {
+		if (!vals[i])
+			continue;
+		int w = snprintf(where + used, sizeof where - used, " AND %s = $%d", cols[i], k++);
+		if (w > 0 && (size_t)w < sizeof where - used)
+			used += (size_t)w;
+	}
+	snprintf(buf, n,
+		 "SELECT " CONV_COLS CONV_FROM "WHERE cv.organization_id = $1%s "
+		 "AND (" CONV_SORT ", cv.id) < ($2, $3) "
+		 "ORDER BY " CONV_SORT " DESC, cv.id DESC LIMIT $4",
+		 where);
+}
 
 int conversations_list(struct db_conn *c, const char *org_id,
 		       const struct conversation_filter *f, int limit, int64_t after_at,
@@ -173,14 +188,20 @@ int conversations_list(struct db_conn *c, const char *org_id,
 	if ((f->assigned_to && !uuid_is_valid(f->assigned_to)) ||
 	    (f->number_id && !uuid_is_valid(f->number_id)) || !uuid_is_valid(org_id))
 		return DB_OK;
-	struct db_param p[] = {
+	struct db_param p[7] = {
 		DBP_TEXT(org_id), DBP_INT(after_at),
 		DBP_TEXT(after_id ? after_id : "ffffffff-ffff-ffff-ffff-ffffffffffff"),
-		DBP_TEXT(f->status), DBP_TEXT(f->assigned_to), DBP_TEXT(f->number_id),
 		DBP_INT(limit),
 	};
+	int np = 4;
+	const char *vals[] = { f->status, f->assigned_to, f->number_id };
+	for (int i = 0; i < 3; i++)
+		if (vals[i])
+			p[np++] = DBP_TEXT(vals[i]);
+	char sql[2048];
+	list_sql(sql, sizeof sql, f);
 	struct db_res *r = NULL;
-	int rc = db_exec(c, LIST_SQL, p, 7, &r, NULL);
+	int rc = db_exec(c, sql, p, np, &r, NULL);
 	if (rc != DB_OK)
 		return rc;
 	int rows = db_rows(r);

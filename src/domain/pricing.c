@@ -18,7 +18,8 @@ struct pricing_card {
 	int n;
 	struct pricing_rate *rates;
 	const struct db *db;   /* the database it was loaded from (cache key) */
-	int64_t loaded_at;     /* monotonic µs */
+	int64_t version_rows;  /* rows and latest created_at when loaded */
+	int64_t version_last;
 };
 
 /* ---- snapshots ---------------------------------------------------------- */
@@ -50,7 +51,6 @@ struct pricing_card *pricing_card_from_rates(const struct pricing_rate *rates, i
 	}
 	card->n = n;
 	atomic_init(&card->refs, 1);
-	card->loaded_at = time_mono_us();
 	return card;
 }
 
@@ -116,28 +116,76 @@ out:
 	return rc;
 }
 
-/* ---- the process-wide cache -------------------------------------------- */
+/* ---- the process-wide cache --------------------------------------------
+ * One snapshot per process. The table is insert-only, so (row count,
+ * latest created_at) changes with every change: at most once per
+ * PRICING_SNAPSHOT_CHECK_US a caller probes it (one small query) and
+ * reloads the table only when it moved; a store in this process
+ * invalidates at once. */
 
 static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct pricing_card *cached;
-static uint64_t cache_generation; /* bumped by pricing_invalidate */
+static int64_t cache_checked_at;   /* monotonic µs of the last probe */
+static uint64_t cache_generation;  /* bumped by pricing_invalidate */
 
-static int load_fn(struct db_conn *c, void *ctx)
+struct card_version {
+	int64_t rows, last_created_at;
+};
+
+struct refresh {
+	struct pricing_card *have;  /* the cached snapshot, may be NULL */
+	struct pricing_card *out;   /* result (a reference) */
+	struct card_version version;
+};
+
+static int probe_version(struct db_conn *c, struct card_version *v)
 {
-	struct pricing_card **out = ctx;
-	pricing_card_release(*out); /* a retried transaction */
-	*out = NULL;
-	return pricing_card_load(c, out);
+	struct db_res *r = NULL;
+	int rc = db_exec(c, "SELECT count(*), COALESCE(max(created_at), 0) FROM rate_cards",
+			 NULL, 0, &r, NULL);
+	if (rc != DB_OK)
+		return rc;
+	v->rows = db_rows(r) > 0 ? db_get_int(r, 0, 0) : 0;
+	v->last_created_at = db_rows(r) > 0 ? db_get_int(r, 0, 1) : 0;
+	db_res_free(r);
+	return DB_OK;
 }
 
-/* The cached snapshot when fresh for db (a new reference), else NULL. */
-static struct pricing_card *cache_get(const struct db *db, uint64_t *generation)
+static int refresh_fn(struct db_conn *c, void *ctx)
+{
+	struct refresh *x = ctx;
+	pricing_card_release(x->out); /* a retried transaction */
+	x->out = NULL;
+	int rc = probe_version(c, &x->version);
+	if (rc != DB_OK)
+		return rc;
+	if (x->have != NULL && x->have->version_rows == x->version.rows &&
+	    x->have->version_last == x->version.last_created_at) {
+		x->out = pricing_card_ref(x->have);
+		return DB_OK;
+	}
+	rc = pricing_card_load(c, &x->out);
+	if (rc == DB_OK) {
+		x->out->version_rows = x->version.rows;
+		x->out->version_last = x->version.last_created_at;
+	}
+	return rc;
+}
+
+/* A fresh cached snapshot for db (new reference), or NULL; then *stale
+ * gets the cached one (a reference, may be NULL) to compare versions. */
+static struct pricing_card *cache_get(const struct db *db, uint64_t *generation,
+				      struct pricing_card **stale)
 {
 	struct pricing_card *card = NULL;
+	*stale = NULL;
 	pthread_mutex_lock(&cache_lock);
-	if (cached != NULL && cached->db == db &&
-	    time_mono_us() - cached->loaded_at < PRICING_SNAPSHOT_TTL_US)
-		card = pricing_card_ref(cached);
+	if (cached != NULL && cached->db == db) {
+		if (time_mono_us() - cache_checked_at < PRICING_SNAPSHOT_CHECK_US)
+			card = pricing_card_ref(cached);
+		else
+			*stale = pricing_card_ref(cached);
+	}
 	*generation = cache_generation;
 	pthread_mutex_unlock(&cache_lock);
 	return card;
@@ -149,8 +197,11 @@ static void cache_put(struct pricing_card *card, uint64_t generation)
 	struct pricing_card *old = NULL;
 	pthread_mutex_lock(&cache_lock);
 	if (cache_generation == generation) {
-		old = cached;
-		cached = pricing_card_ref(card);
+		if (cached != card) {
+			old = cached;
+			cached = pricing_card_ref(card);
+		}
+		cache_checked_at = time_mono_us();
 	}
 	pthread_mutex_unlock(&cache_lock);
 	pricing_card_release(old);
@@ -159,19 +210,21 @@ static void cache_put(struct pricing_card *card, uint64_t generation)
 int pricing_current(struct db *db, struct pricing_card **out)
 {
 	uint64_t generation;
-	struct pricing_card *card = cache_get(db, &generation);
+	struct refresh x = { 0 };
+	struct pricing_card *card = cache_get(db, &generation, &x.have);
 	if (card != NULL) {
 		*out = card;
 		return DB_OK;
 	}
-	int rc = db_tx(db, false, load_fn, &card);
+	int rc = db_tx(db, false, refresh_fn, &x);
+	pricing_card_release(x.have);
 	if (rc != DB_OK) {
-		pricing_card_release(card);
+		pricing_card_release(x.out);
 		return rc;
 	}
-	card->db = db;
-	cache_put(card, generation);
-	*out = card;
+	x.out->db = db;
+	cache_put(x.out, generation);
+	*out = x.out;
 	return DB_OK;
 }
 

@@ -24,8 +24,9 @@
  * - The pricing hot path (one lookup per status webhook) reads an immutable,
  *   reference-counted in-memory snapshot of the whole table
  *   (pricing_current): reloaded after this process stores a card
- *   (pricing_invalidate) and at most PRICING_SNAPSHOT_TTL_US after another
- *   process did.
+ *   (pricing_invalidate), and when another process changed the table: at
+ *   most once per PRICING_SNAPSHOT_CHECK_US a caller probes (row count,
+ *   latest created_at) with one small query and reloads only if it moved.
  * - Categories: marketing, marketing_lite, utility, authentication,
  *   authentication_international, service, referral_conversion (lookups
  *   accept Meta's "authentication-international" spelling too). */
@@ -44,8 +45,9 @@
 #define PRICING_CURRENCY_LEN 4
 #define PRICING_MAX_ROWS 10000   /* rows in one upload */
 #define PRICING_MARKET_OTHER "OTHER"
-/* A snapshot older than this is reloaded (changes by other processes). */
-#define PRICING_SNAPSHOT_TTL_US INT64_C(30000000)
+/* How often the snapshot is checked against the table (other processes'
+ * changes). */
+#define PRICING_SNAPSHOT_CHECK_US INT64_C(1000000)
 /* "YYYY-MM-DD" + NUL */
 #define PRICING_DATE_LEN 11
 
@@ -138,8 +140,8 @@ int pricing_card_count(const struct pricing_card *card);
 const struct pricing_rate *pricing_card_rate(const struct pricing_card *card, int i);
 
 /* The process-wide snapshot of db's table (loaded on first use, after
- * pricing_invalidate, when older than PRICING_SNAPSHOT_TTL_US or when db
- * differs from the cached one). *out gets a reference the caller releases.
+ * pricing_invalidate, when the table changed (checked at most once per
+ * PRICING_SNAPSHOT_CHECK_US) or when db differs from the cached one). *out gets a reference the caller releases.
  * Thread-safe. DB_OK or a db_status (DB_ERR_UNAVAILABLE: no connection). */
 int pricing_current(struct db *db, struct pricing_card **out)
 	__attribute__((warn_unused_result));

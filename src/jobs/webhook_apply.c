@@ -93,12 +93,11 @@ static int contact_set_opt_out(struct db_conn *c, const char *org_id, const char
 {
 	int64_t affected = 0;
 	const struct db_param p[] = { DBP_TEXT(contact_id), DBP_TEXT(org_id), DBP_BOOL(stop),
-				      DBP_INT(now) };
+				      DBP_INT(now), stop ? DBP_INT(now) : DBP_NULL };
 	int rc = db_exec(c,
-			 "UPDATE contacts SET opted_out = $3,"
-			 " opted_out_at = CASE WHEN $3 THEN $4 ELSE NULL END, updated_at = $4"
+			 "UPDATE contacts SET opted_out = $3, opted_out_at = $5, updated_at = $4"
 			 " WHERE id = $1 AND organization_id = $2 AND opted_out <> $3",
-			 p, 4, NULL, &affected);
+			 p, 5, NULL, &affected);
 	if (rc != DB_OK || affected == 0)
 		return rc;
 	json_t *changes = json_object();

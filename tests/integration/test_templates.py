@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
@@ -371,6 +372,30 @@ class TemplatesTest(unittest.TestCase):
         r = self.call("PATCH", "/api/v1/templates/" + t["id"], {"category": "MARKETING"})
         self.assert_error(r, 409, "invalid_state")
         self.assertEqual(self.get(t["id"]), s)
+
+    def test_change_during_the_meta_call_is_409_and_kept(self):
+        """No transaction is held across the Graph call: a PATCH made while
+        Meta is slow succeeds, and the submit's write then sees the row
+        changed and answers 409 instead of overwriting it."""
+        t = self.create()
+        self.fake.error(match={"method": "POST", "path_regex": "message_templates"},
+                        latency_ms=1500)
+        result = {}
+        th = threading.Thread(target=lambda: result.update(r=self.submit(t["id"])))
+        th.start()
+        deadline = time.monotonic() + 5
+        while not self.fake.calls("POST") and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self.assertTrue(self.fake.calls("POST"), "submit did not reach Meta")
+        started = time.monotonic()
+        r = self.call("PATCH", "/api/v1/templates/" + t["id"], {"category": "MARKETING"})
+        self.assertEqual(r.status, 200, r)
+        self.assertLess(time.monotonic() - started, 1.0, "PATCH waited for the Graph call")
+        th.join(10)
+        self.assert_error(result["r"], 409, "invalid_state")
+        now = self.get(t["id"])
+        self.assertEqual((now["status"], now["category"], now["meta_template_id"]),
+                         ("DRAFT", "MARKETING", None))
 
     def test_submit_without_parameter_format_omits_it(self):
         t = self.create()

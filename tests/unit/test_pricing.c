@@ -416,10 +416,7 @@ static void test_store_and_seed(void **state)
 	t.csv = HEADER "BR,55,marketing,0.0700,USD,2030-01-01\n";
 	assert_int_equal(db_tx(f->db, true, store_fn, &t), DB_OK);
 	assert_int_equal(t.res.inserted, 1);
-	/* the cached snapshot is stale until invalidated */
-	assert_int_equal(pricing_current(f->db, &card), DB_OK);
-	assert_int_equal(pricing_card_count(card), 22);
-	pricing_card_release(card);
+	/* this process stored it: invalidated at once */
 	pricing_invalidate();
 	assert_int_equal(pricing_current(f->db, &card), DB_OK);
 	assert_int_equal(pricing_card_count(card), 23);
@@ -431,6 +428,26 @@ static void test_store_and_seed(void **state)
 	/* money survives the database exactly */
 	assert_int_equal(pricing_quote(card, "14155552671", "utility", day("2026-11-29"), &q), 0);
 	assert_int_equal(q.rate, 3400);
+	pricing_card_release(card);
+
+	/* another process adds a row: seen within PRICING_SNAPSHOT_CHECK_US */
+	struct db_conn *c = db_acquire(f->db);
+	assert_non_null(c);
+	struct db_param p[] = { DBP_INT(day("2031-01-01")) };
+	assert_int_equal(db_exec(c, "INSERT INTO rate_cards (id, market, calling_codes, "
+				    "category, rate, currency, effective_from, created_at) "
+				    "VALUES ('0190d2a0-0000-7000-8000-000000000001', 'PE', '51', "
+				    "'marketing', 70000, 'USD', $1, 1)",
+				 p, 1, NULL, NULL),
+			 DB_OK);
+	db_release(f->db, c);
+	usleep((useconds_t)(PRICING_SNAPSHOT_CHECK_US + 100000));
+	assert_int_equal(pricing_current(f->db, &card), DB_OK);
+	assert_int_equal(pricing_card_count(card), 24);
+	struct pricing_card *again = NULL;
+	assert_int_equal(pricing_current(f->db, &again), DB_OK);
+	assert_ptr_equal(again, card); /* unchanged table: the same snapshot */
+	pricing_card_release(again);
 	pricing_card_release(card);
 	json_decref(t.details);
 }
