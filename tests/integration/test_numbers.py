@@ -405,13 +405,15 @@ class NumbersWithGraphTest(unittest.TestCase):
         import test_templates  # module import: its TestCase is not re-collected
         cls.tt = test_templates
         cls.fake = test_templates.FakeGraph()
-        cls.srv = Server(env={"GRAPH_API_BASE_URL": cls.fake.base_url})
+        cls.srv = None
         try:
+            cls.srv = Server(env={"GRAPH_API_BASE_URL": cls.fake.base_url})
             cls.srv.start()
             cls.su = bootstrap_super_admin(cls.srv)
             cls.a = make_tenant(cls.srv, cls.su["token"], "alpha", roles=())
         except Exception:
-            cls.srv.close()
+            if cls.srv is not None:
+                cls.srv.close()
             cls.fake.stop()
             raise
 
