@@ -177,7 +177,7 @@ static int put_fn(struct db_conn *c, void *ctx)
 	int rc = pricing_store(c, t->up, t->details, &t->res);
 	if (rc != DB_OK || t->res.inserted == 0)
 		return rc;
-	struct audit_entry e;
+	struct audit_entry e = { 0 };
 	json_t *changes = json_object();
 	audit_entry_from_request(&e, t->req);
 	e.action = "import";

@@ -372,3 +372,89 @@ class WebhookProcessTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class WebhookCrashProcessTest(unittest.TestCase):
+    """kill -9 during a burst of inbound messages, restart: every event
+    acknowledged with 200 is processed exactly once — one message per
+    wamid, and each conversation's unread_count equals its number of
+    inbound messages (a second application would bump it again)."""
+
+    THREADS = 4
+
+    def _burst(self, port, tid, acked, stop):
+        import http.client
+        conn = None
+        i = 0
+        while not stop.is_set():
+            wamid = "wamid.KILL-%d-%d" % (tid, i)
+            # a handful of customers, so conversations see many messages
+            wa_id = "55119876543%02d" % (i % 5 + tid * 5)
+            i += 1
+            body = inbound(wamid, "hello %d" % i, wa_id, ts=1764410000 + i)
+            try:
+                if conn is None:
+                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+                conn.request("POST", "/webhooks/meta", body=body,
+                             headers={"X-Hub-Signature-256": sign(body),
+                                      "Content-Type": "application/json"})
+                r = conn.getresponse()
+                r.read()
+                if r.status == 200:
+                    acked.append(wamid)
+            except (OSError, http.client.HTTPException):
+                conn = None
+                if stop.is_set():
+                    break
+                time.sleep(0.01)
+        if conn is not None:
+            conn.close()
+
+    def test_kill_minus_nine_then_processed_exactly_once(self):
+        import signal
+        import threading
+        srv = Server(env={"META_APP_SECRET": APP_SECRET})
+        try:
+            srv.start()
+            su = bootstrap_super_admin(srv)
+            a = make_tenant(srv, su["token"], "killa")
+            tenancy.make_number(srv, a, phone_number_id=PNID, waba_id=WABA,
+                                display_phone_number="+1 555 078 3881")
+            acked, stop = [], threading.Event()
+            threads = [threading.Thread(target=self._burst, args=(srv.port, t, acked, stop))
+                       for t in range(self.THREADS)]
+            for t in threads:
+                t.start()
+            deadline = time.monotonic() + 15
+            while len(acked) < 400 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            srv.proc.send_signal(signal.SIGKILL)
+            srv.proc.wait()
+            stop.set()
+            for t in threads:
+                t.join()
+            srv.proc = None
+            self.assertGreater(len(acked), 100, "the burst did not get going")
+            srv.start()
+            deadline = time.time() + 60
+            while time.time() < deadline:
+                left = srv.sql("SELECT COUNT(*) FROM webhook_events"
+                               " WHERE processed_at IS NULL").strip()
+                if left == "0":
+                    break
+                time.sleep(0.1)
+            self.assertEqual(left, "0", "events still unprocessed after restart")
+            rows = srv.sql("SELECT wamid, COUNT(*) FROM messages"
+                           " WHERE wamid LIKE 'wamid.KILL-%' GROUP BY wamid").split()
+            counts = dict(r.split("|") for r in rows)
+            missing = [w for w in acked if w not in counts]
+            self.assertEqual(missing, [], "%d acknowledged messages never applied"
+                             % len(missing))
+            self.assertEqual([w for w, n in counts.items() if n != "1"], [])
+            bad = srv.sql(
+                "SELECT v.id, v.unread_count, COUNT(m.id) FROM conversations v"
+                " JOIN messages m ON m.conversation_id = v.id AND m.direction = 'inbound'"
+                " GROUP BY v.id, v.unread_count HAVING v.unread_count <> COUNT(m.id)").strip()
+            self.assertEqual(bad, "", "a conversation counted a message twice")
+        finally:
+            srv.close()
