@@ -30,6 +30,13 @@ void api_metrics_on_complete(void *ctx, const char *route, const char *method, i
 			     int64_t duration_us);
 void api_metrics(struct http_request *req, struct http_response *res);
 
+/* docs.c: GET /openapi.json (the embedded OpenAPI document), GET /docs (a
+ * Swagger UI page) and GET /docs/assets/{name} (its CSS/JS, 404 for an
+ * unknown name). Public; the bytes are static. */
+void api_docs_openapi(struct http_request *req, struct http_response *res);
+void api_docs_page(struct http_request *req, struct http_response *res);
+void api_docs_asset(struct http_request *req, struct http_response *res);
+
 /* Answer helpers shared by handlers (defined in users.c). */
 struct json_check;
 struct user;

@@ -6,6 +6,9 @@ const struct route api_routes[] = {
 	{ "GET", "/health", api_health, ROLE_NONE, ROUTE_NO_RATE_LIMIT },
 	{ "GET", "/ready", api_ready, ROLE_NONE, ROUTE_NO_RATE_LIMIT },
 	{ "GET", "/metrics", api_metrics, ROLE_NONE, ROUTE_NO_RATE_LIMIT },
+	{ "GET", "/openapi.json", api_docs_openapi, ROLE_NONE, ROUTE_NO_RATE_LIMIT },
+	{ "GET", "/docs", api_docs_page, ROLE_NONE, ROUTE_NO_RATE_LIMIT },
+	{ "GET", "/docs/assets/{name}", api_docs_asset, ROLE_NONE, ROUTE_NO_RATE_LIMIT },
 	/* auth */
 	{ "POST", "/api/v1/auth/login", api_auth_login, ROLE_NONE, 0 },
 	{ "POST", "/api/v1/auth/refresh", api_auth_refresh, ROLE_NONE, 0 },

@@ -97,6 +97,24 @@ json_t *http_body_json(struct http_request *req, struct http_response *res);
  * validation_error, details [{"field": "limit", "message": ...}]. */
 bool http_query_limit(struct http_request *req, struct http_response *res, int *limit);
 
+/* Deferred answers: a handler that waits for another thread (e.g. the
+ * webhook group-commit writer) calls http_defer(req) instead of filling res,
+ * hands the token to that thread and returns at once; the server suspends
+ * the connection (its HTTP thread serves other connections meanwhile). The
+ * other thread later fills http_deferred_response(d) with the usual helpers
+ * (http_json, http_error, http_body, http_add_header: no arena use, strings
+ * static or owned by the response) and calls http_complete(d) exactly once;
+ * the server then resumes the connection and sends the answer. Completing
+ * before the handler returned is allowed (then nothing is suspended). After
+ * http_defer the handler must not touch res, and after http_complete nobody
+ * may touch req or d. The request (body, arena) stays alive until completed.
+ * http_server_stop waits for deferred requests: completers must complete. */
+struct http_deferred;
+/* Returns the token, or NULL when already deferred (answer synchronously). */
+struct http_deferred *http_defer(struct http_request *req);
+struct http_response *http_deferred_response(struct http_deferred *d);
+void http_complete(struct http_deferred *d);
+
 typedef void (*http_handler)(struct http_request *req, struct http_response *res);
 
 enum route_flags {

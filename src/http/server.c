@@ -46,6 +46,7 @@
 #include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdarg.h>
 #include <sys/socket.h>
@@ -59,6 +60,7 @@
 #define HTTP_MAX_PATH_BYTES 2048
 #define REQUEST_ID_MAX 64
 #define BODY_INITIAL_CAP 4096
+#define DEFER_STOP_GRACE_US (30 * 1000000LL)
 #define ARENA_BASE_LIMIT ((size_t)16 << 20)
 #define JSON_CONTENT_TYPE "application/json; charset=utf-8"
 
@@ -70,6 +72,17 @@ struct http_server {
 	atomic_uint_fast64_t requests;
 	atomic_uint_fast64_t in_flight;
 	atomic_uint_fast64_t open_connections;
+	atomic_uint_fast64_t deferred;  /* deferred, not yet completed */
+};
+
+/* A deferred request's hand-off between its handler (MHD thread) and the
+ * completer (any thread); see http_defer() in http.h. */
+enum defer_state { DEFER_NONE = 0, DEFER_PENDING, DEFER_SUSPENDED, DEFER_DONE };
+struct http_deferred {
+	pthread_mutex_t mu;
+	enum defer_state state;         /* guarded by mu */
+	struct MHD_Connection *conn;
+	struct req_ctx *rc;
 };
 
 /* One request, from the URI-log callback to the completed callback. */
@@ -91,6 +104,8 @@ struct req_ctx {
 	size_t bytes;              /* response body bytes */
 	char request_id[REQUEST_ID_MAX + 1];
 	char client_ip[INET6_ADDRSTRLEN];
+	bool deferred;                  /* http_defer() called (MHD thread only) */
+	struct http_deferred defer;
 };
 
 /* ---------------------------------------------------------------- helpers */
@@ -559,17 +574,81 @@ static enum MHD_Result body_chunk(struct req_ctx *rc, struct MHD_Connection *con
 	return body_append(rc, data, n) ? MHD_YES : MHD_NO;
 }
 
+/* After a handler deferred: suspend the connection until http_complete(),
+ * or queue at once when it already completed. Also the call after resume. */
+static enum MHD_Result deferred_finish(struct req_ctx *rc, struct MHD_Connection *conn)
+{
+	struct http_deferred *d = &rc->defer;
+	bool done;
+
+	pthread_mutex_lock(&d->mu);
+	done = d->state == DEFER_DONE;
+	if (!done && d->state == DEFER_PENDING) {
+		MHD_suspend_connection(conn);
+		d->state = DEFER_SUSPENDED;
+	}
+	pthread_mutex_unlock(&d->mu);
+	return done ? response_queue(rc, conn) : MHD_YES;
+}
+
 /* Last call: the whole body is in. */
 static enum MHD_Result request_finish(struct req_ctx *rc, struct MHD_Connection *conn)
 {
 	if (rc->queued)
 		return MHD_YES;
+	if (rc->deferred)
+		return deferred_finish(rc, conn);
 	if (!rc->early && !rc->too_large) {
 		rc->req.body = rc->body != NULL ? rc->body : "";
 		rc->req.body_len = rc->body_len;
 		route_and_handle(rc);
+		if (rc->deferred)
+			return deferred_finish(rc, conn);
 	}
 	return response_queue(rc, conn);
+}
+
+/* ---------------------------------------------------------- deferred */
+
+struct http_deferred *http_defer(struct http_request *req)
+{
+	struct req_ctx *rc;
+
+	if (req == NULL || req->impl == NULL)
+		return NULL;
+	rc = (struct req_ctx *)(void *)((char *)req - offsetof(struct req_ctx, req));
+	if (rc->deferred)
+		return NULL;
+	rc->deferred = true;
+	rc->defer.conn = req->impl;
+	rc->defer.rc = rc;
+	pthread_mutex_lock(&rc->defer.mu);
+	rc->defer.state = DEFER_PENDING;
+	pthread_mutex_unlock(&rc->defer.mu);
+	atomic_fetch_add(&rc->srv->deferred, 1);
+	return &rc->defer;
+}
+
+struct http_response *http_deferred_response(struct http_deferred *d)
+{
+	return &d->rc->res;
+}
+
+void http_complete(struct http_deferred *d)
+{
+	struct MHD_Connection *conn = d->conn;
+	struct http_server *srv = d->rc->srv;
+	bool suspended;
+
+	pthread_mutex_lock(&d->mu);
+	suspended = d->state == DEFER_SUSPENDED;
+	d->state = DEFER_DONE;
+	pthread_mutex_unlock(&d->mu);
+	/* From here the request may be answered and freed at any moment: only
+	 * the copies taken above are used. */
+	if (suspended)
+		MHD_resume_connection(conn);
+	atomic_fetch_sub(&srv->deferred, 1);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -621,6 +700,11 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 	rc->req.route = "unmatched";
 	rc->req.request_id = rc->request_id;
 	rc->req.client_ip = rc->client_ip;
+	if (pthread_mutex_init(&rc->defer.mu, NULL) != 0) {
+		arena_release(&rc->arena);
+		free(rc);
+		return NULL;
+	}
 	atomic_fetch_add(&srv->in_flight, 1);
 	atomic_fetch_add(&srv->requests, 1);
 	return rc;
@@ -702,6 +786,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	json_decref(rc->res.json);
 	free(rc->body);
 	arena_release(&rc->arena);
+	pthread_mutex_destroy(&rc->defer.mu);
 	free(rc);
 	atomic_fetch_sub(&srv->in_flight, 1);
 }
@@ -787,7 +872,8 @@ static size_t memory_limit(size_t max_header_bytes)
 
 static unsigned daemon_flags(bool v6)
 {
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG |
+			 MHD_ALLOW_SUSPEND_RESUME;
 
 	if (MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES)
 		flags |= MHD_USE_EPOLL;
@@ -889,6 +975,21 @@ void http_server_stop(struct http_server *s, int timeout_ms)
 	if (atomic_load(&s->in_flight) > 0)
 		log_event(LOG_WARN, "stopping with requests in flight",
 			  LF_I("in_flight", atomic_load(&s->in_flight)));
+	/* MHD must not be stopped with suspended connections: give deferred
+	 * requests (bounded by their completer, e.g. one commit) more time. */
+	deadline = time_mono_us() + DEFER_STOP_GRACE_US;
+	while (atomic_load(&s->deferred) > 0 && time_mono_us() < deadline) {
+		struct timespec ts = { 0, 10 * 1000 * 1000 };
+
+		(void)nanosleep(&ts, NULL);
+	}
+	if (atomic_load(&s->deferred) > 0) {
+		/* Leave the daemon running rather than free what a completer
+		 * still points at; the process is on its way out. */
+		log_event(LOG_ERROR, "deferred requests never completed; not stopping the "
+			  "HTTP daemon", LF_I("deferred", atomic_load(&s->deferred)));
+		return;
+	}
 	MHD_stop_daemon(s->daemon);
 	free(s);
 }
