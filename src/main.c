@@ -36,6 +36,7 @@ static const struct command commands[] = {
 	  "tail [--org SLUG] [--unrouted] [--from-start]: follow webhook events as JSON lines" },
 	{ "pricing", cmd_pricing,
 	  "import FILE: load a rate card (CSV or JSON) | seed: the example card" },
+	{ "routes", cmd_routes, "print the HTTP route table (method, path, least role, flags)" },
 	{ "version", cmd_version, "print the version" },
 	{ "help", cmd_help, "this text" },
 };

@@ -11,7 +11,9 @@
  * else; a bad signature is answered 401 invalid_signature, counted, logged
  * in one line (never the body) and nothing is stored. A good one goes
  * through the group-commit writer (webhook_ingest.h): 200 only after its
- * row committed, 503 + Retry-After otherwise.
+ * row committed, 503 + Retry-After otherwise. The handler does not wait:
+ * it defers its answer (http_defer) and the writer completes it after the
+ * commit, so a few HTTP threads serve any number of waiting connections.
  *
  * Per-number credentials are decrypted once and cached in memory (a
  * direct-mapped table keyed by webhook_path, SECRET_TTL_US; unknown paths
@@ -286,12 +288,45 @@ static void answer_unavailable(struct http_response *res, const char *why)
 	http_error(res, 503, "service_unavailable", why, NULL);
 }
 
+/* A deferred webhook answer, in the request arena; read by the writer. */
+struct pending_ack {
+	struct webhooks *wh;
+	struct http_deferred *d;
+	const char *label;
+};
+
+static void answer_stored(struct webhooks *wh, struct http_response *res, int rc,
+			  const char *label)
+{
+	if (rc != WEBHOOK_INGEST_OK) {
+		count_rejected(wh, rc == WEBHOOK_INGEST_BUSY ? "queue_full" : "unavailable");
+		answer_unavailable(res, rc == WEBHOOK_INGEST_BUSY
+						? "too many webhooks waiting; retry shortly"
+						: "the event could not be stored; retry shortly");
+		return;
+	}
+	count_received(wh, label);
+	http_body(res, 200, "application/json; charset=utf-8", ok_body, sizeof ok_body - 1);
+}
+
+/* webhook_ingest_done_fn: the batch committed (or failed); answer. */
+static void on_stored(void *ctx, int rc, int64_t id)
+{
+	struct pending_ack *p = ctx;
+	struct http_deferred *d = p->d;
+
+	(void)id;
+	answer_stored(p->wh, http_deferred_response(d), rc, p->label);
+	http_complete(d); /* p (arena) may be gone after this */
+}
+
 /* Verify, store, answer. secret may be NULL (not configured). */
 static void accept_post(struct webhooks *wh, struct http_request *req,
 			struct http_response *res, const char *secret, const char *source,
 			const char *label)
 {
 	enum webhook_sig sig;
+	struct pending_ack *p;
 	int rc;
 
 	sig = webhook_sig_verify(secret, secret != NULL ? strlen(secret) : 0, req->body,
@@ -307,17 +342,26 @@ static void accept_post(struct webhooks *wh, struct http_request *req,
 		http_error(res, 400, "invalid_request", "the body holds a NUL byte", NULL);
 		return;
 	}
-	rc = webhook_ingest_submit(wh->ingest, req->body, req->body_len, source,
-				   time_now_us(), NULL);
-	if (rc != WEBHOOK_INGEST_OK) {
-		count_rejected(wh, rc == WEBHOOK_INGEST_BUSY ? "queue_full" : "unavailable");
-		answer_unavailable(res, rc == WEBHOOK_INGEST_BUSY
-						? "too many webhooks waiting; retry shortly"
-						: "the event could not be stored; retry shortly");
+	p = arena_alloc(req->arena, sizeof *p);
+	if (p == NULL) {
+		answer_stored(wh, res, WEBHOOK_INGEST_FAILED, label);
 		return;
 	}
-	count_received(wh, label);
-	http_body(res, 200, "application/json; charset=utf-8", ok_body, sizeof ok_body - 1);
+	*p = (struct pending_ack){ .wh = wh, .d = http_defer(req), .label = label };
+	if (p->d == NULL) { /* cannot defer: wait here */
+		rc = webhook_ingest_submit(wh->ingest, req->body, req->body_len, source,
+					   time_now_us(), NULL);
+		answer_stored(wh, res, rc, label);
+		return;
+	}
+	/* Last use of req/res on this thread: from here the writer owns the
+	 * answer (on_stored may even run before this returns). */
+	rc = webhook_ingest_submit_async(wh->ingest, req->body, req->body_len, source,
+					 time_now_us(), on_stored, p);
+	if (rc != WEBHOOK_INGEST_OK) {
+		answer_stored(wh, http_deferred_response(p->d), rc, label);
+		http_complete(p->d);
+	}
 }
 
 void api_webhooks_receive(struct http_request *req, struct http_response *res)

@@ -36,4 +36,8 @@ int cmd_webhooks(int argc, char **argv);
  * database has none). */
 int cmd_pricing(int argc, char **argv);
 
+/* routes.c: `pytake routes`: the route table (METHOD PATTERN MIN_ROLE FLAGS,
+ * tab-separated, one route a line). Needs no configuration. */
+int cmd_routes(int argc, char **argv);
+
 #endif

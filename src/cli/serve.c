@@ -14,6 +14,7 @@
 #include "core/metrics.h"
 #include "db/migrate.h"
 #include "http/http.h"
+#include "jobs/dispatcher.h"
 #include "jobs/webhook_processor.h"
 #include "meta/graph.h"
 
@@ -99,6 +100,7 @@ int cmd_serve(int argc, char **argv)
 	int rc = 1;
 	struct api_metrics *am = NULL;
 	struct webhook_processor *processor = NULL;
+	struct dispatcher *dispatcher = NULL;
 	if (ensure_schema(&app) != 0)
 		goto out;
 	if (password_setup(0, PASSWORD_DEFAULT_WAIT_MS) != 0) {
@@ -134,6 +136,10 @@ int cmd_serve(int argc, char **argv)
 		cli_fail("cannot start the webhook processor thread");
 		goto out;
 	}
+	if (dispatcher_start(&app, &dispatcher) != 0) {
+		cli_fail("cannot start the campaign dispatcher thread");
+		goto out;
+	}
 	if (start_server(&app, am, &app.server) != 0)
 		goto out;
 	log_event(LOG_INFO, "server started", LF_S("address", cfg.bind_address),
@@ -153,6 +159,8 @@ out:
 	/* after the server stopped: writes what is queued, joins the writer */
 	api_webhooks_free(app.webhooks);
 	app.webhooks = NULL;
+	/* in-flight campaign sends finish and are recorded */
+	dispatcher_stop(dispatcher);
 	/* after the writer flushed: finishes its batch, joins the thread */
 	webhook_processor_stop(processor);
 	authn_free(app.authn);

@@ -19,6 +19,8 @@
 #define PRICING_MAX_CODES 24
 #define PRICING_CODE_MAX_DIGITS 6
 #define PRICING_FIELD_MAX 256
+/* Advisory lock key of card loads ("RATECARD" in ASCII, truncated). */
+#define PRICING_LOCK_KEY INT64_C(0x5241544543415244)
 
 void pricing_upload_release(struct pricing_upload *up)
 {
@@ -623,6 +625,10 @@ int pricing_store(struct db_conn *c, const struct pricing_upload *up, json_t *de
 	int rc = DB_ERR;
 	memset(res, 0, sizeof *res);
 	if (invalid == NULL || state == NULL)
+		goto out;
+	/* Concurrent loads queue here, so each sees the other's rows (no
+	 * unique violation half-way through a card). */
+	if ((rc = db_lock_xact(c, PRICING_LOCK_KEY)) != DB_OK)
 		goto out;
 	if ((rc = pricing_card_load(c, &stored)) != DB_OK)
 		goto out;

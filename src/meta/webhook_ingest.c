@@ -8,19 +8,16 @@
 
 #include "meta/webhook_store.h"
 
-enum entry_state { ENTRY_QUEUED = 0, ENTRY_TAKEN, ENTRY_DONE };
-
-/* Lives on the submitting thread's stack until state is ENTRY_DONE. */
+/* One queued event, malloc'd by the submitter, freed by the writer after
+ * done() was called. */
 struct entry {
 	struct entry *next;
 	const char *body;
 	size_t len;
-	const char *source;
 	int64_t received_at;
-	int64_t id;
-	int rc;
-	enum entry_state state;
-	pthread_cond_t done;
+	webhook_ingest_done_fn done;
+	void *ctx;
+	char source[WEBHOOK_SOURCE_MAX + 1];
 };
 
 struct webhook_ingest {
@@ -29,8 +26,8 @@ struct webhook_ingest {
 	pthread_cond_t work;
 	pthread_t writer;
 	struct entry *head, *tail;
-	size_t queued;
-	size_t queue_max, batch_max, batch_bytes;
+	size_t queued, queued_bytes;
+	size_t queue_max, batch_max, batch_bytes, queue_bytes;
 	bool stopping;
 	struct webhook_ingest_stats stats;
 };
@@ -48,11 +45,11 @@ static size_t take_batch(struct webhook_ingest *wi, struct entry **batch)
 		wi->head = e->next;
 		if (wi->head == NULL)
 			wi->tail = NULL;
-		e->state = ENTRY_TAKEN;
 		bytes += e->len;
 		batch[n++] = e;
 	}
 	wi->queued -= n;
+	wi->queued_bytes -= bytes;
 	return n;
 }
 
@@ -94,12 +91,6 @@ static void answer_batch(struct webhook_ingest *wi, struct entry **batch, size_t
 			 const int64_t *ids, int rc)
 {
 	pthread_mutex_lock(&wi->mu);
-	for (size_t i = 0; i < n; i++) {
-		batch[i]->rc = rc == DB_OK ? WEBHOOK_INGEST_OK : WEBHOOK_INGEST_FAILED;
-		batch[i]->id = rc == DB_OK ? ids[i] : 0;
-		batch[i]->state = ENTRY_DONE;
-		pthread_cond_signal(&batch[i]->done);
-	}
 	if (rc == DB_OK) {
 		wi->stats.committed += n;
 		wi->stats.batches++;
@@ -109,6 +100,13 @@ static void answer_batch(struct webhook_ingest *wi, struct entry **batch, size_t
 		wi->stats.failed += n;
 	}
 	pthread_mutex_unlock(&wi->mu);
+	for (size_t i = 0; i < n; i++) {
+		batch[i]->done(batch[i]->ctx,
+			       rc == DB_OK ? WEBHOOK_INGEST_OK : WEBHOOK_INGEST_FAILED,
+			       rc == DB_OK ? ids[i] : 0);
+		free(batch[i]);
+		batch[i] = NULL;
+	}
 }
 
 static void *writer_main(void *arg)
@@ -134,11 +132,11 @@ static void *writer_main(void *arg)
 			if (wi->head == NULL)
 				wi->tail = NULL;
 			wi->queued--;
-			e->rc = WEBHOOK_INGEST_FAILED;
-			e->state = ENTRY_DONE;
+			wi->queued_bytes -= e->len;
 			wi->stats.failed++;
-			pthread_cond_signal(&e->done);
 			pthread_mutex_unlock(&wi->mu);
+			e->done(e->ctx, WEBHOOK_INGEST_FAILED, 0);
+			free(e);
 			continue;
 		}
 		size_t n = take_batch(wi, batch);
@@ -166,6 +164,8 @@ int webhook_ingest_start(struct db *db, const struct webhook_ingest_options *opt
 							  : WEBHOOK_INGEST_BATCH_MAX;
 	wi->batch_bytes = opt != NULL && opt->batch_bytes > 0 ? opt->batch_bytes
 							      : WEBHOOK_INGEST_BATCH_BYTES;
+	wi->queue_bytes = opt != NULL && opt->queue_bytes > 0 ? opt->queue_bytes
+							      : WEBHOOK_INGEST_QUEUE_BYTES;
 	if (pthread_mutex_init(&wi->mu, NULL) != 0)
 		goto fail_mu;
 	if (pthread_cond_init(&wi->work, NULL) != 0)
@@ -197,40 +197,90 @@ void webhook_ingest_stop(struct webhook_ingest *wi)
 	free(wi);
 }
 
-int webhook_ingest_submit(struct webhook_ingest *wi, const char *body, size_t len,
-			  const char *source, int64_t received_at, int64_t *id_out)
+int webhook_ingest_submit_async(struct webhook_ingest *wi, const char *body, size_t len,
+				const char *source, int64_t received_at,
+				webhook_ingest_done_fn done, void *ctx)
 {
-	struct entry e = { .body = body, .len = len, .source = source,
-			   .received_at = received_at };
-	int rc;
+	size_t slen = source != NULL ? strlen(source) : 0;
+	struct entry *e;
+	int rc = WEBHOOK_INGEST_OK;
 
-	if (pthread_cond_init(&e.done, NULL) != 0)
+	if (source == NULL || slen > WEBHOOK_SOURCE_MAX || done == NULL)
 		return WEBHOOK_INGEST_FAILED;
+	e = malloc(sizeof *e);
+	if (e == NULL)
+		return WEBHOOK_INGEST_FAILED;
+	*e = (struct entry){ .body = body, .len = len, .received_at = received_at,
+			     .done = done, .ctx = ctx };
+	memcpy(e->source, source, slen + 1);
 	pthread_mutex_lock(&wi->mu);
 	if (wi->stopping) {
 		rc = WEBHOOK_INGEST_STOPPED;
-		goto out;
-	}
-	if (wi->queued >= wi->queue_max) {
+	} else if (wi->queued >= wi->queue_max ||
+		   (wi->queued > 0 && wi->queued_bytes + len > wi->queue_bytes)) {
 		wi->stats.busy++;
 		rc = WEBHOOK_INGEST_BUSY;
-		goto out;
+	} else {
+		if (wi->tail != NULL)
+			wi->tail->next = e;
+		else
+			wi->head = e;
+		wi->tail = e;
+		wi->queued++;
+		wi->queued_bytes += len;
+		pthread_cond_signal(&wi->work);
 	}
-	if (wi->tail != NULL)
-		wi->tail->next = &e;
-	else
-		wi->head = &e;
-	wi->tail = &e;
-	wi->queued++;
-	pthread_cond_signal(&wi->work);
-	while (e.state != ENTRY_DONE)
-		pthread_cond_wait(&e.done, &wi->mu);
-	rc = e.rc;
-	if (rc == WEBHOOK_INGEST_OK && id_out != NULL)
-		*id_out = e.id;
-out:
 	pthread_mutex_unlock(&wi->mu);
-	pthread_cond_destroy(&e.done);
+	if (rc != WEBHOOK_INGEST_OK)
+		free(e);
+	return rc;
+}
+
+/* The blocking submit waits on this. */
+struct waiter {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool done;
+	int rc;
+	int64_t id;
+};
+
+static void waiter_done(void *ctx, int rc, int64_t id)
+{
+	struct waiter *w = ctx;
+
+	pthread_mutex_lock(&w->mu);
+	w->rc = rc;
+	w->id = id;
+	w->done = true;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
+int webhook_ingest_submit(struct webhook_ingest *wi, const char *body, size_t len,
+			  const char *source, int64_t received_at, int64_t *id_out)
+{
+	struct waiter w = { .rc = WEBHOOK_INGEST_FAILED };
+	int rc;
+
+	if (pthread_mutex_init(&w.mu, NULL) != 0)
+		return WEBHOOK_INGEST_FAILED;
+	if (pthread_cond_init(&w.cv, NULL) != 0) {
+		pthread_mutex_destroy(&w.mu);
+		return WEBHOOK_INGEST_FAILED;
+	}
+	rc = webhook_ingest_submit_async(wi, body, len, source, received_at, waiter_done, &w);
+	if (rc == WEBHOOK_INGEST_OK) {
+		pthread_mutex_lock(&w.mu);
+		while (!w.done)
+			pthread_cond_wait(&w.cv, &w.mu);
+		pthread_mutex_unlock(&w.mu);
+		rc = w.rc;
+		if (rc == WEBHOOK_INGEST_OK && id_out != NULL)
+			*id_out = w.id;
+	}
+	pthread_cond_destroy(&w.cv);
+	pthread_mutex_destroy(&w.mu);
 	return rc;
 }
 

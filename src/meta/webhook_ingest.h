@@ -2,28 +2,30 @@
  * commit.
  *
  * Design note
- * - An HTTP thread that accepted a signed POST calls webhook_ingest_submit():
- *   it puts an entry (pointing at its body, which stays alive because the
- *   thread waits) on a bounded FIFO and sleeps on the entry's own condition
- *   variable. No copy of the body is made: the submitting thread owns it
- *   and cannot return before the writer has answered.
+ * - An HTTP handler that accepted a signed POST calls
+ *   webhook_ingest_submit_async(): the entry (borrowing the body, which the
+ *   deferred HTTP request keeps alive; the source is copied) goes on a
+ *   bounded FIFO and the handler returns at once, its connection suspended
+ *   (http_defer in src/http/http.h). webhook_ingest_submit() is the
+ *   blocking form of the same thing (tests, tools).
  * - One writer thread takes everything queued (at most batch_max entries /
  *   batch_bytes bytes), inserts it in ONE transaction (PostgreSQL: multi-row
- *   INSERTs, 256 rows per statement; SQLite: BEGIN IMMEDIATE, a cached
- *   prepared INSERT per row), commits, then wakes each waiter with the
- *   outcome. While a commit is in flight new arrivals queue up, so the batch
- *   size follows the load by itself (no timer, no added latency when idle).
+ *   INSERTs; SQLite: BEGIN IMMEDIATE, a cached prepared INSERT per row),
+ *   commits, then calls each entry's done callback with the outcome (which
+ *   completes the deferred HTTP answer). While a commit is in flight new
+ *   arrivals queue up, so the batch size follows the load by itself (no
+ *   timer, no added latency when idle).
  * - Queue full -> WEBHOOK_INGEST_BUSY at once; any DB error (including
  *   SQLite BUSY after its busy_timeout, a lost PostgreSQL connection, an
  *   exhausted pool) -> WEBHOOK_INGEST_FAILED for EVERY entry of the batch:
  *   nothing is acknowledged that is not committed. One attempt per batch;
  *   Meta's retries are the retry.
  * - Ids follow queue order because one writer commits batches in order.
- * - Concurrency model (measured, see bench/README.md): HTTP threads block
- *   while their batch commits, so acks/s <= HTTP threads / commit latency.
- *   We run more HTTP threads (HTTP_THREADS, e.g. 64: a blocked thread costs
- *   only its stack) rather than suspend/resume in libmicrohttpd: it needs
- *   no server change and reached the goal in the benchmark.
+ * - Concurrency model (measured, see bench/README.md): with blocking HTTP
+ *   threads acks/s <= threads / commit latency and 64 threads cost context
+ *   switches and memory; with suspend/resume a few HTTP threads keep all
+ *   connections busy and the batch grows with the number of connections
+ *   waiting, so acks/s ~ connections / (commit latency + request CPU).
  * - Stop: new submits get WEBHOOK_INGEST_STOPPED; what is queued is still
  *   written (and answered) before the writer exits. */
 #ifndef PYTAKE_WEBHOOK_INGEST_H
@@ -36,6 +38,8 @@
 #define WEBHOOK_INGEST_QUEUE_MAX 4096
 #define WEBHOOK_INGEST_BATCH_MAX 512
 #define WEBHOOK_INGEST_BATCH_BYTES (16u << 20)
+/* Bodies waiting in the queue, all together: past this -> BUSY (503). */
+#define WEBHOOK_INGEST_QUEUE_BYTES ((size_t)64 << 20)
 
 enum webhook_ingest_rc {
 	WEBHOOK_INGEST_OK = 0,
@@ -48,6 +52,7 @@ struct webhook_ingest_options {
 	int queue_max;       /* 0 = WEBHOOK_INGEST_QUEUE_MAX */
 	int batch_max;       /* 0 = WEBHOOK_INGEST_BATCH_MAX */
 	size_t batch_bytes;  /* 0 = WEBHOOK_INGEST_BATCH_BYTES */
+	size_t queue_bytes;  /* 0 = WEBHOOK_INGEST_QUEUE_BYTES */
 };
 
 struct webhook_ingest_stats {
@@ -70,13 +75,31 @@ int webhook_ingest_start(struct db *db, const struct webhook_ingest_options *opt
  * NULL is a no-op. */
 void webhook_ingest_stop(struct webhook_ingest *wi);
 
-/* Store one raw event and wait until its transaction committed or failed.
+/* Store one raw event and wait until its transaction committed or failed
+ * (the blocking form of webhook_ingest_submit_async).
  * body (len bytes, NUL-terminated) and source are borrowed for the call.
  * received_at in µs. id_out (may be NULL) gets the row id on success.
  * Returns an enum webhook_ingest_rc; only WEBHOOK_INGEST_OK may be
  * answered 200. Thread-safe. */
 int webhook_ingest_submit(struct webhook_ingest *wi, const char *body, size_t len,
 			  const char *source, int64_t received_at, int64_t *id_out)
+	__attribute__((warn_unused_result));
+
+/* Called once per accepted submit, on the writer thread, after its
+ * transaction committed (rc WEBHOOK_INGEST_OK, id the row id) or failed
+ * (rc WEBHOOK_INGEST_FAILED, id 0). Must be quick (it delays the next
+ * batch) and must not call back into webhook_ingest. */
+typedef void (*webhook_ingest_done_fn)(void *ctx, int rc, int64_t id);
+
+/* Queue one raw event without waiting. body (len bytes, NUL-terminated)
+ * is borrowed until done is called; source (at most WEBHOOK_SOURCE_MAX
+ * bytes) is copied. WEBHOOK_INGEST_OK: done(ctx, ...) will be called
+ * exactly once from the writer thread. Any other rc (BUSY: queue full,
+ * STOPPED, FAILED: out of memory or source too long): done is never called
+ * and the caller answers 503 itself. Thread-safe. */
+int webhook_ingest_submit_async(struct webhook_ingest *wi, const char *body, size_t len,
+				const char *source, int64_t received_at,
+				webhook_ingest_done_fn done, void *ctx)
 	__attribute__((warn_unused_result));
 
 void webhook_ingest_get_stats(struct webhook_ingest *wi, struct webhook_ingest_stats *out);

@@ -1,0 +1,121 @@
+/* dispatcher: the campaign sender (API.md "Sending rules (the dispatcher)").
+ *
+ * Design note
+ * - One thread per `pytake serve` process, doing everything on one loop:
+ *   claim due recipients, pace them, drive the Graph calls through ONE
+ *   libcurl multi handle (so many requests are in flight at once: to reach
+ *   throughput_mps when Meta answers in L seconds, about mps x L requests
+ *   must be in flight; bounded by DISPATCH_MAX_INFLIGHT), and record the
+ *   outcomes in batched transactions (group commit).
+ * - Claim (one write transaction per running campaign and loop): lock the
+ *   number's pacing row (PostgreSQL SELECT ... FOR UPDATE; SQLite: the
+ *   transaction is BEGIN IMMEDIATE, one writer at a time), then
+ *     UPDATE campaign_recipients SET status 'sending', claimed_by = this
+ *       process, claim_expires_at = now + DISPATCH_CLAIM_TTL_US,
+ *       attempts + 1
+ *     WHERE id IN (SELECT id ... status 'pending' AND next_attempt_at <= now
+ *       AND no accepted send to that contact from that number in the last
+ *       6 s ... LIMIT n [FOR UPDATE SKIP LOCKED on PostgreSQL])
+ *   and move the pacing row forward by the rows claimed. So every row is
+ *   claimed by exactly one process, also with several processes on one
+ *   PostgreSQL database.
+ * - Pacing = GCRA (virtual scheduling) in integer microseconds, shared by
+ *   every process through the row number_rate_state: next_slot_at is the
+ *   earliest start of the next send of that number; taking k sends gives
+ *   them the start times t0, t0 + I, ..., t0 + (k-1) I with t0 =
+ *   max(now, next_slot_at), I = ceil(1 s / mps), and sets next_slot_at =
+ *   t0 + k I. The process starts each request at its slot, so sends are
+ *   spaced evenly and no 1-second window holds more than mps (+1) starts,
+ *   across all processes. No claim is made while next_slot_at is more than
+ *   DISPATCH_HORIZON_US ahead (nobody books far into the future).
+ *   AIMD: a 130429 from Meta sets slow_until = now + DISPATCH_SLOW_US, and
+ *   until then I doubles (the number's rate is halved); it recovers when
+ *   the period ends.
+ * - Pair rule: a contact that got an accepted send (messages.sent_at) from
+ *   this number less than 6 s ago is not claimed; it stays pending. A
+ *   refused attempt records no accepted send, so its retry waits only for
+ *   its backoff.
+ * - Exactly once: the row is 'sending' with its idempotency key
+ *   ("campaign_id:recipient_id", sent as biz_opaque_callback_data) BEFORE
+ *   the call; after a 200 one transaction marks it 'sent' with the wamid,
+ *   inserts the outbound message (campaign_id and the key set) and applies
+ *   statuses that overtook the answer (webhook_apply_pending). Outcomes
+ *   only change rows still 'sending'/'pending', so nothing is undone.
+ * - Errors: graph_error_is_transient (130429, 131056, 80007, 131057,
+ *   131000, 131016, 5xx, timeouts) -> back to 'pending' with
+ *   next_attempt_at = now + full-jitter exponential backoff
+ *   (dispatch_backoff_us), until CAMPAIGN_MAX_ATTEMPTS, then 'failed';
+ *   any other Meta error -> 'failed' with its code at once.
+ * - Pause / cancel: the running set is re-read every loop (< 100 ms);
+ *   claimed rows of a campaign that is no longer running and whose
+ *   request has not started go back to 'pending' (cancel turns them into
+ *   'skipped'); requests in flight finish and are recorded.
+ * - Crash recovery (every second): a row still 'sending' after its claim
+ *   expired belongs to a dead (or hopelessly stuck) process. If a status
+ *   webhook carried its key (pending_statuses.payload
+ *   ->> 'biz_opaque_callback_data'), Meta accepted it: it is marked 'sent'
+ *   with that wamid. Otherwise it goes back to 'pending' and is sent again.
+ *   THE AT-MOST-ONCE BOUNDARY: Meta may have accepted a send whose answer
+ *   was lost with the process; biz_opaque_callback_data closes that gap
+ *   only when Meta's status webhook arrives before the claim expires
+ *   (DISPATCH_CLAIM_TTL_US after the claim; Meta's "sent" status usually
+ *   comes within seconds). A send whose status never arrives in time may
+ *   be sent twice; nothing on our side can tell it from a lost request.
+ * - Scheduled campaigns become running at scheduled_at; a running
+ *   campaign with no pending/sending row left becomes completed; one whose
+ *   number, template or token became unusable becomes failed. */
+#ifndef PYTAKE_DISPATCHER_H
+#define PYTAKE_DISPATCHER_H
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "meta/graph.h"
+
+struct app;
+struct dispatcher;
+
+#define DISPATCH_MAX_INFLIGHT 512            /* requests in flight per process */
+#define DISPATCH_HORIZON_US INT64_C(250000)  /* how far ahead slots are booked */
+#define DISPATCH_CLAIM_TTL_US INT64_C(15000000) /* > the request timeout */
+#define DISPATCH_REQUEST_TIMEOUT_MS 8000L
+#define DISPATCH_PAIR_US INT64_C(6000000)    /* the 6-second pair rule */
+#define DISPATCH_SLOW_US INT64_C(5000000)    /* halved rate after a 130429 */
+#define DISPATCH_BACKOFF_BASE_US INT64_C(500000)
+#define DISPATCH_BACKOFF_MAX_US INT64_C(30000000)
+
+/* Start the dispatcher thread over app (its db, cfg and graph must
+ * outlive it). 0, or -1 when the thread or memory could not be made. */
+int dispatcher_start(struct app *app, struct dispatcher **out)
+	__attribute__((warn_unused_result));
+/* Stop: no new requests, wait for those in flight (at most their
+ * timeout), record them, join and free. NULL is a no-op. */
+void dispatcher_stop(struct dispatcher *d);
+
+/* ---- pure parts (unit-tested) ------------------------------------------- */
+
+/* 1 s / mps rounded up, doubled when slowed; mps < 1 counts as 1. */
+int64_t dispatch_interval_us(int mps, bool slowed);
+
+struct dispatch_grant {
+	int granted;          /* sends granted (<= want) */
+	int64_t first_at;     /* start of the first one */
+	int64_t next_slot_at; /* the pacing row's new value */
+};
+/* Take up to want slots at now from a number whose next free slot is
+ * next_slot_at: none when next_slot_at > now + horizon_us, else all want,
+ * starting at max(now, next_slot_at), interval_us apart. */
+void dispatch_pace_take(int64_t next_slot_at, int64_t now, int want, int64_t interval_us,
+			int64_t horizon_us, struct dispatch_grant *out);
+
+/* Full-jitter exponential backoff before attempt `attempts + 1`:
+ * uniform in [0, min(MAX, BASE x 2^(attempts-1))] scaled by rnd/2^32,
+ * but at least 50 ms. */
+int64_t dispatch_backoff_us(int attempts, uint32_t rnd);
+
+enum dispatch_outcome { DISPATCH_SENT, DISPATCH_RETRY, DISPATCH_FAIL };
+/* What to do with a recipient after a call that returned rc / err, on its
+ * attempts-th attempt of max_attempts. */
+enum dispatch_outcome dispatch_classify(enum graph_rc rc, const struct graph_error *err,
+					int attempts, int max_attempts);
+
+#endif
