@@ -16,11 +16,12 @@ purpose="${1:-run}"
 build_pkgs=(build-essential pkg-config meson ninja-build libmicrohttpd-dev
 	libjansson-dev libpq-dev libsqlite3-dev libhiredis-dev
 	libcurl4-openssl-dev libssl-dev libsodium-dev libcmocka-dev python3)
-test_pkgs=(postgresql redis-server sqlite3 curl clang libclang-rt-14-dev)
+test_pkgs=(postgresql redis-server sqlite3 curl clang libclang-rt-14-dev chromium)
 bench_pkgs=(wrk curl procps)
 fuzz_pkgs=(clang libclang-rt-14-dev)
 # test: our own PostgreSQL/Redis servers, sqlite3 and psql CLIs for the
 # harness, clang's sanitizer runtime; bench: wrk, curl, free (procps).
+# chromium (headless) renders the /docs page in tests/integration/test_docs.py.
 
 case "$purpose" in
 run | build) wanted=("${build_pkgs[@]}") ;;

@@ -37,7 +37,7 @@ void api_docs_openapi(struct http_request *req, struct http_response *res);
 void api_docs_page(struct http_request *req, struct http_response *res);
 void api_docs_asset(struct http_request *req, struct http_response *res);
 
-/* Answer helpers shared by handlers (defined in users.c). */
+/* Answer helpers shared by handlers (defined in answer.c; more in answer.h). */
 struct json_check;
 struct user;
 /* 503 + Retry-After for DB_ERR_UNAVAILABLE / DB_ERR_RETRY, else 500. */
@@ -137,6 +137,13 @@ void api_contacts_import(struct http_request *req, struct http_response *res);
 void api_pricing_rates_get(struct http_request *req, struct http_response *res);
 void api_pricing_rates_put(struct http_request *req, struct http_response *res);
 
+/* costs.c: cost summaries, the monthly budget and its alerts (API.md
+ * "Costs"): reads viewer+, PUT budget org_admin. */
+void api_costs_summary(struct http_request *req, struct http_response *res);
+void api_costs_budget_get(struct http_request *req, struct http_response *res);
+void api_costs_budget_put(struct http_request *req, struct http_response *res);
+void api_costs_alerts(struct http_request *req, struct http_response *res);
+
 /* audit.c: GET /api/v1/audit-logs. */
 void api_audit_list(struct http_request *req, struct http_response *res);
 
@@ -145,5 +152,17 @@ void api_auth_login(struct http_request *req, struct http_response *res);
 void api_auth_refresh(struct http_request *req, struct http_response *res);
 void api_auth_logout(struct http_request *req, struct http_response *res);
 void api_auth_me(struct http_request *req, struct http_response *res);
+
+/* campaigns.c: bulk template sends (API.md "Campaigns"; reads viewer+,
+ * writes org_admin). */
+void api_campaigns_list(struct http_request *req, struct http_response *res);
+void api_campaigns_create(struct http_request *req, struct http_response *res);
+void api_campaigns_get(struct http_request *req, struct http_response *res);
+void api_campaigns_estimate(struct http_request *req, struct http_response *res);
+void api_campaigns_start(struct http_request *req, struct http_response *res);
+void api_campaigns_pause(struct http_request *req, struct http_response *res);
+void api_campaigns_resume(struct http_request *req, struct http_response *res);
+void api_campaigns_cancel(struct http_request *req, struct http_response *res);
+void api_campaigns_recipients(struct http_request *req, struct http_response *res);
 
 #endif

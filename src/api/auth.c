@@ -12,6 +12,7 @@
 
 #include <string.h>
 
+#include "api/answer.h"
 #include "app/app.h"
 #include "auth/authn.h"
 #include "auth/password.h"
@@ -28,30 +29,6 @@
 #define US_PER_S INT64_C(1000000)
 
 /* ---- shared answers ---------------------------------------------------- */
-
-static void answer_db_error(struct http_response *res, int rc)
-{
-	if (rc == DB_ERR_UNAVAILABLE || rc == DB_ERR_RETRY) {
-		http_add_header(res, "Retry-After", "1");
-		http_error(res, 503, "service_unavailable",
-			   "the database is busy or not answering; try again shortly", NULL);
-		return;
-	}
-	http_error(res, 500, "internal_error", "the request could not be completed", NULL);
-}
-
-/* 400 for type errors, else 422 with the rule errors. Takes over chk. */
-static void answer_check(struct http_response *res, struct json_check *chk)
-{
-	if (json_array_size(chk->type_errors) > 0) {
-		http_error(res, 400, "invalid_request", "a field has the wrong JSON type",
-			   json_incref(chk->type_errors));
-	} else {
-		http_error(res, 422, "validation_error", "the request is not valid",
-			   json_incref(chk->rule_errors));
-	}
-	json_check_release(chk);
-}
 
 static void answer_pair(struct http_response *res, const struct token_pair *p)
 {
@@ -133,12 +110,7 @@ static bool login_parse(struct http_request *req, struct http_response *res,
 	struct json_check chk = JSON_CHECK_INIT;
 	json_check_str(&chk, *body, "email", true, 1, 254, email);
 	json_check_str(&chk, *body, "password", true, 1, PASSWORD_MAX_LEN, password);
-	if (json_check_ok(&chk)) {
-		json_check_release(&chk);
-		return true;
-	}
-	answer_check(res, &chk);
-	return false;
+	return api_check_passed(res, &chk);
 }
 
 static void answer_locked(struct http_response *res, struct arena *a,
@@ -184,7 +156,7 @@ void api_auth_login(struct http_request *req, struct http_response *res)
 	l.now_us = time_now_us();
 	int rc = db_tx(req->app->db, false, login_read_fn, &l);
 	if (rc != DB_OK) {
-		answer_db_error(res, rc);
+		api_answer_db_error(res, rc);
 		goto out;
 	}
 	if (l.failures >= LOGIN_MAX_FAILURES) {
@@ -202,7 +174,7 @@ void api_auth_login(struct http_request *req, struct http_response *res)
 	l.now_us = time_now_us();
 	rc = db_tx(req->app->db, true, login_write_fn, &l);
 	if (rc != DB_OK)
-		answer_db_error(res, rc);
+		api_answer_db_error(res, rc);
 	else if (!l.ok)
 		http_error(res, 401, "invalid_credentials", "email or password is wrong", NULL);
 	else
@@ -244,12 +216,7 @@ static bool parse_refresh_body(struct http_request *req, struct http_response *r
 	struct json_check chk = JSON_CHECK_INIT;
 	json_check_str(&chk, *body, "refresh_token", required, 1, TOKENS_REFRESH_MAX_LEN * 4,
 		       token);
-	if (json_check_ok(&chk)) {
-		json_check_release(&chk);
-		return true;
-	}
-	answer_check(res, &chk);
-	return false;
+	return api_check_passed(res, &chk);
 }
 
 void api_auth_refresh(struct http_request *req, struct http_response *res)
@@ -263,7 +230,7 @@ void api_auth_refresh(struct http_request *req, struct http_response *res)
 	r.now_us = time_now_us();
 	int rc = db_tx(req->app->db, true, refresh_fn, &r);
 	if (rc != DB_OK)
-		answer_db_error(res, rc);
+		api_answer_db_error(res, rc);
 	else if (r.result == TOKENS_ROTATED)
 		answer_pair(res, &r.pair);
 	else
@@ -307,7 +274,7 @@ void api_auth_logout(struct http_request *req, struct http_response *res)
 	l.now_us = time_now_us();
 	int rc = db_tx(req->app->db, true, logout_fn, &l);
 	if (rc != DB_OK) {
-		answer_db_error(res, rc);
+		api_answer_db_error(res, rc);
 		goto out;
 	}
 	authn_mirror_revocation(req->app->authn, req->auth.jti, req->auth.exp);
@@ -323,13 +290,13 @@ void api_auth_me(struct http_request *req, struct http_response *res)
 	struct tokens_profile p;
 	struct db_conn *c = db_acquire(req->app->db);
 	if (c == NULL) {
-		answer_db_error(res, DB_ERR_UNAVAILABLE);
+		api_answer_db_error(res, DB_ERR_UNAVAILABLE);
 		return;
 	}
 	int rc = tokens_profile_load(c, req->auth.org_id, req->auth.user_id, &p);
 	db_release(req->app->db, c);
 	if (rc < 0) {
-		answer_db_error(res, rc);
+		api_answer_db_error(res, rc);
 		return;
 	}
 	if (rc == 1) {

@@ -35,6 +35,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "api/answer.h"
 #include "api/list.h"
 #include "app/app.h"
 #include "core/json.h"
@@ -57,17 +58,12 @@ static const char NOT_FOUND[] = "no such contact";
 
 /* ---- rendering and answers ---------------------------------------------- */
 
-static json_t *str_or_null(const char *s)
-{
-	return (s && *s) ? json_string(s) : json_null();
-}
-
 json_t *api_contact_json(const struct contact *c)
 {
 	return json_pack("{s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:b, s:o, s:o, s:o}", "id",
-			 c->id, "wa_id", str_or_null(c->wa_id), "phone", str_or_null(c->wa_id),
-			 "bsuid", str_or_null(c->bsuid), "name", str_or_null(c->name), "email",
-			 str_or_null(c->email), "tags",
+			 c->id, "wa_id", api_str_or_null(c->wa_id), "phone", api_str_or_null(c->wa_id),
+			 "bsuid", api_str_or_null(c->bsuid), "name", api_str_or_null(c->name), "email",
+			 api_str_or_null(c->email), "tags",
 			 c->tags ? json_incref(c->tags) : json_array(), "attributes",
 			 c->attributes ? json_incref(c->attributes) : json_object(),
 			 "opted_out", c->opted_out, "opted_out_at",
@@ -199,14 +195,7 @@ static bool parse_filters(struct http_request *req, struct http_response *res,
 		else if (strcmp(opted, "false") != 0)
 			json_check_rule(&chk, "opted_out", "must be true or false");
 	}
-	if (json_check_ok(&chk)) {
-		json_check_release(&chk);
-		return true;
-	}
-	http_error(res, 422, "validation_error", "invalid query parameter",
-		   json_incref(chk.rule_errors));
-	json_check_release(&chk);
-	return false;
+	return api_query_check_passed(res, &chk);
 }
 
 void api_contacts_list(struct http_request *req, struct http_response *res)
@@ -317,12 +306,7 @@ static bool parse_body(struct http_response *res, const json_t *body, bool creat
 		if (json_check_bool(&chk, body, "opted_in", false, &opted_in))
 			b->f.opted_out = !opted_in;
 	}
-	if (!json_check_ok(&chk)) {
-		api_answer_check(res, &chk);
-		return false;
-	}
-	json_check_release(&chk);
-	return true;
+	return api_check_passed(res, &chk);
 }
 
 /* ---- POST /api/v1/contacts ---------------------------------------------- */
@@ -361,11 +345,9 @@ void api_contacts_create(struct http_request *req, struct http_response *res)
 		return;
 	if (!parse_body(res, body, true, &b))
 		goto out;
-	if (!tx_ok(res, db_tx(req->app->db, true, create_fn, &t)))
-		goto out;
-	http_add_header(res, "Location",
-			arena_printf(req->arena, "/api/v1/contacts/%s", t.after.id));
-	http_json(res, 201, api_contact_json(&t.after));
+	if (tx_ok(res, db_tx(req->app->db, true, create_fn, &t)))
+		api_answer_created(req, res, "/api/v1/contacts", t.after.id,
+				   api_contact_json(&t.after));
 out:
 	write_tx_release(&t);
 	contact_body_release(&b);

@@ -20,6 +20,7 @@
 
 #include <string.h>
 
+#include "api/answer.h"
 #include "api/list.h"
 #include "app/app.h"
 #include "core/json.h"
@@ -145,12 +146,7 @@ static bool parse_send(struct http_response *res, const json_t *body,
 			json_check_rule(&chk, "type", "must be text or template");
 		}
 	}
-	if (!json_check_ok(&chk)) {
-		api_answer_check(res, &chk);
-		return false;
-	}
-	json_check_release(&chk);
-	return true;
+	return api_check_passed(res, &chk);
 }
 
 /* Answer a refusal of send_message (takes details). */

@@ -26,7 +26,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/paging.h"
+#include "api/answer.h"
+#include "api/list.h"
 #include "app/app.h"
 #include "core/config.h"
 #include "core/json.h"
@@ -36,14 +37,11 @@
 /* Positive codes a transaction function returns to roll back. */
 enum { TX_NOT_FOUND = 1, TX_IMMUTABLE = 2 };
 
+static const char NOT_FOUND[] = "no such WhatsApp number";
+
 static const uint8_t *sealing_key(const struct http_request *req)
 {
 	return req->app->cfg->encryption_key;
-}
-
-static json_t *str_or_null(const char *s)
-{
-	return s[0] ? json_string(s) : json_null();
 }
 
 /* A number as the API shows it: never a credential. New ref. */
@@ -53,8 +51,8 @@ static json_t *number_json(const struct wa_number *n)
 			 "id", n->id, "phone_number_id", n->phone_number_id, "waba_id",
 			 n->waba_id, "display_phone_number", n->display_phone_number,
 			 "throughput_mps", n->throughput_mps, "quality_rating",
-			 str_or_null(n->quality_rating), "messaging_limit_tier",
-			 str_or_null(n->messaging_limit_tier), "webhook_path",
+			 api_str_or_null(n->quality_rating), "messaging_limit_tier",
+			 api_str_or_null(n->messaging_limit_tier), "webhook_path",
 			 n->webhook_path, "has_app_secret", n->has_app_secret,
 			 "has_verify_token", n->has_verify_token, "created_at",
 			 api_time_json(n->created_at), "updated_at",
@@ -76,7 +74,7 @@ static bool tx_ok(struct http_response *res, int rc)
 	case DB_OK:
 		return true;
 	case TX_NOT_FOUND:
-		api_answer_not_found(res, "no such WhatsApp number");
+		api_answer_not_found(res, NOT_FOUND);
 		break;
 	case TX_IMMUTABLE:
 		answer_immutable(res);
@@ -116,23 +114,6 @@ static int audit_number(struct db_conn *c, const struct http_request *req,
 	json_decref(changes);
 	json_decref(creds);
 	return rc;
-}
-
-/* The {id} path parameter, lower-cased (ids are stored lower-case). */
-static bool target_id(struct http_request *req, struct http_response *res,
-		      const char **id)
-{
-	const char *raw = http_param(req, "id");
-	char *low = raw ? arena_strdup(req->arena, raw) : NULL;
-	if (!low) {
-		api_answer_not_found(res, "no such WhatsApp number");
-		return false;
-	}
-	for (char *p = low; *p; p++)
-		if (*p >= 'A' && *p <= 'Z')
-			*p = (char)(*p + ('a' - 'A'));
-	*id = low;
-	return true;
 }
 
 /* ---- field checks (shared by POST and PATCH) ---------------------------- */
@@ -180,41 +161,36 @@ static bool check_mps(struct json_check *chk, const json_t *body, int *out)
 
 /* ---- GET /api/v1/whatsapp-numbers --------------------------------------- */
 
-struct list_tx {
+struct list_ctx {
 	const char *org_id;
-	struct page page;
 	struct wa_number *rows;
 	int n;
 };
 
-static int list_fn(struct db_conn *c, void *ctx)
+static int list_fetch(struct db_conn *c, void *arg, const struct page *p, int limit, int *n)
 {
-	struct list_tx *t = ctx;
+	struct list_ctx *t = arg;
 	free(t->rows);
 	t->rows = NULL;
-	return numbers_list(c, t->org_id, t->page.limit + 1, t->page.after_at,
-			    t->page.after_id, &t->rows, &t->n);
+	t->n = 0;
+	int rc = numbers_list(c, t->org_id, limit, p->after_at, p->after_id, &t->rows, &t->n);
+	*n = t->n;
+	return rc;
+}
+
+static json_t *list_render(void *arg, int i, int64_t *at, const char **id)
+{
+	struct list_ctx *t = arg;
+	*at = t->rows[i].created_at;
+	*id = t->rows[i].id;
+	return number_json(&t->rows[i]);
 }
 
 void api_numbers_list(struct http_request *req, struct http_response *res)
 {
-	struct list_tx t = { .org_id = req->auth.org_id };
-	if (!page_from_request(req, res, &t.page))
-		return;
-	int rc = db_tx(req->app->db, false, list_fn, &t);
-	if (rc != DB_OK) {
-		api_answer_db_error(res, rc);
-		goto out;
-	}
-	json_t *items = json_array();
-	int kept = t.n > t.page.limit ? t.page.limit : t.n;
-	for (int i = 0; i < kept; i++)
-		json_array_append_new(items, number_json(&t.rows[i]));
-	const struct wa_number *last = kept > 0 ? &t.rows[kept - 1] : NULL;
-	http_json(res, 200,
-		  page_answer(req->arena, items, t.n, &t.page, last ? last->created_at : 0,
-			      last ? last->id : ""));
-out:
+	struct list_ctx t = { .org_id = req->auth.org_id };
+	struct api_list list = { .fetch = list_fetch, .render = list_render, .ctx = &t };
+	(void)api_list_answer(req, res, &list);
 	free(t.rows);
 }
 
@@ -265,12 +241,7 @@ static bool parse_create(struct http_response *res, const json_t *body,
 	check_field(&chk, body, "verify_token", false, NUMBERS_SECRET_MAX,
 		    numbers_check_secret, &in->verify_token);
 	check_mps(&chk, body, &in->throughput_mps);
-	if (!json_check_ok(&chk)) {
-		api_answer_check(res, &chk);
-		return false;
-	}
-	json_check_release(&chk);
-	return true;
+	return api_check_passed(res, &chk);
 }
 
 void api_numbers_create(struct http_request *req, struct http_response *res)
@@ -283,10 +254,8 @@ void api_numbers_create(struct http_request *req, struct http_response *res)
 		goto out;
 	if (!tx_ok(res, db_tx(req->app->db, true, create_fn, &t)))
 		goto out;
-	http_add_header(res, "Location",
-			arena_printf(req->arena, "/api/v1/whatsapp-numbers/%s",
-				     t.number.id));
-	http_json(res, 201, number_json(&t.number));
+	api_answer_created(req, res, "/api/v1/whatsapp-numbers", t.number.id,
+			   number_json(&t.number));
 out:
 	json_decref(body);
 }
@@ -307,7 +276,7 @@ static int get_fn(struct db_conn *c, void *ctx)
 void api_numbers_get(struct http_request *req, struct http_response *res)
 {
 	struct get_tx t = { .org_id = req->auth.org_id };
-	if (!target_id(req, res, &t.id))
+	if (!api_path_id(req, res, NOT_FOUND, &t.id))
 		return;
 	if (tx_ok(res, db_tx(req->app->db, false, get_fn, &t)))
 		http_json(res, 200, number_json(&t.number));
@@ -384,19 +353,14 @@ static bool parse_patch(struct http_response *res, const json_t *body,
 	check_removable(&chk, body, "app_secret", &p->has_app_secret, &p->app_secret);
 	check_removable(&chk, body, "verify_token", &p->has_verify_token,
 			&p->verify_token);
-	if (!json_check_ok(&chk)) {
-		api_answer_check(res, &chk);
-		return false;
-	}
-	json_check_release(&chk);
-	return true;
+	return api_check_passed(res, &chk);
 }
 
 void api_numbers_patch(struct http_request *req, struct http_response *res)
 {
 	struct update_tx t = { .req = req };
 	json_t *body = NULL;
-	if (!target_id(req, res, &t.id))
+	if (!api_path_id(req, res, NOT_FOUND, &t.id))
 		return;
 	body = http_body_json(req, res);
 	if (!body)
@@ -441,7 +405,7 @@ static int delete_fn(struct db_conn *c, void *ctx)
 void api_numbers_delete(struct http_request *req, struct http_response *res)
 {
 	struct delete_tx t = { .req = req };
-	if (!target_id(req, res, &t.id))
+	if (!api_path_id(req, res, NOT_FOUND, &t.id))
 		return;
 	if (tx_ok(res, db_tx(req->app->db, true, delete_fn, &t)))
 		http_body(res, 204, NULL, "", 0);

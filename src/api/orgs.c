@@ -9,7 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/paging.h"
+#include "api/answer.h"
+#include "api/list.h"
 #include "app/app.h"
 #include "auth/password.h"
 #include "core/json.h"
@@ -18,6 +19,8 @@
 #include "domain/users.h"
 
 enum { TX_NOT_FOUND = 1 };
+
+static const char NOT_FOUND[] = "no such organization";
 
 static json_t *org_json(const struct org *o)
 {
@@ -47,7 +50,7 @@ static void answer_org_tx(struct http_response *res, int rc, const struct org *o
 	if (rc == DB_OK)
 		http_json(res, 200, org_json(o));
 	else if (rc == TX_NOT_FOUND)
-		api_answer_not_found(res, "no such organization");
+		api_answer_not_found(res, NOT_FOUND);
 	else
 		api_answer_db_error(res, rc);
 }
@@ -92,52 +95,42 @@ void api_orgs_me_patch(struct http_request *req, struct http_response *res)
 	if (json_check_str(&chk, body, "timezone", false, 1, 63, &t.timezone) &&
 	    (why = orgs_check_timezone(t.timezone)))
 		json_check_rule(&chk, "timezone", "%s", why);
-	if (!json_check_ok(&chk)) {
-		api_answer_check(res, &chk);
-		goto out;
-	}
-	json_check_release(&chk);
-	answer_org_tx(res, db_tx(req->app->db, true, me_patch_fn, &t), &t.org);
-out:
+	if (api_check_passed(res, &chk))
+		answer_org_tx(res, db_tx(req->app->db, true, me_patch_fn, &t), &t.org);
 	json_decref(body);
 }
 
 /* ---- GET /api/v1/organizations ------------------------------------------- */
 
-struct list_tx {
-	struct page page;
+struct list_ctx {
 	struct org *rows;
 	int n;
 };
 
-static int list_fn(struct db_conn *c, void *ctx)
+static int list_fetch(struct db_conn *c, void *arg, const struct page *p, int limit, int *n)
 {
-	struct list_tx *t = ctx;
+	struct list_ctx *t = arg;
 	free(t->rows);
 	t->rows = NULL;
-	return orgs_list(c, t->page.limit + 1, t->page.after_at, t->page.after_id,
-			 &t->rows, &t->n);
+	t->n = 0;
+	int rc = orgs_list(c, limit, p->after_at, p->after_id, &t->rows, &t->n);
+	*n = t->n;
+	return rc;
+}
+
+static json_t *list_render(void *arg, int i, int64_t *at, const char **id)
+{
+	struct list_ctx *t = arg;
+	*at = t->rows[i].created_at;
+	*id = t->rows[i].id;
+	return org_json(&t->rows[i]);
 }
 
 void api_orgs_list(struct http_request *req, struct http_response *res)
 {
-	struct list_tx t = { 0 };
-	if (!page_from_request(req, res, &t.page))
-		return;
-	int rc = db_tx(req->app->db, false, list_fn, &t);
-	if (rc != DB_OK) {
-		api_answer_db_error(res, rc);
-		goto out;
-	}
-	json_t *items = json_array();
-	int kept = t.n > t.page.limit ? t.page.limit : t.n;
-	for (int i = 0; i < kept; i++)
-		json_array_append_new(items, org_json(&t.rows[i]));
-	const struct org *last = kept > 0 ? &t.rows[kept - 1] : NULL;
-	http_json(res, 200,
-		  page_answer(req->arena, items, t.n, &t.page, last ? last->created_at : 0,
-			      last ? last->id : ""));
-out:
+	struct list_ctx t = { 0 };
+	struct api_list list = { .fetch = list_fetch, .render = list_render, .ctx = &t };
+	(void)api_list_answer(req, res, &list);
 	free(t.rows);
 }
 
@@ -157,16 +150,9 @@ static int get_fn(struct db_conn *c, void *ctx)
 
 void api_orgs_get(struct http_request *req, struct http_response *res)
 {
-	const char *raw = http_param(req, "id");
-	char id[40];
-	size_t n = raw ? strlen(raw) : 0;
-	if (n == 0 || n >= sizeof id) {
-		api_answer_not_found(res, "no such organization");
+	struct get_tx t = { 0 };
+	if (!api_path_id(req, res, NOT_FOUND, &t.id))
 		return;
-	}
-	for (size_t i = 0; i <= n; i++)
-		id[i] = (char)((raw[i] >= 'A' && raw[i] <= 'Z') ? raw[i] + 32 : raw[i]);
-	struct get_tx t = { .id = id };
 	answer_org_tx(res, db_tx(req->app->db, false, get_fn, &t), &t.org);
 }
 
@@ -289,12 +275,7 @@ static bool parse_create(struct http_response *res, const json_t *body,
 	    (why = orgs_check_timezone(t->timezone)))
 		json_check_rule(&chk, "timezone", "%s", why);
 	check_admin(&chk, body, t, password);
-	if (!json_check_ok(&chk)) {
-		api_answer_check(res, &chk);
-		return false;
-	}
-	json_check_release(&chk);
-	return true;
+	return api_check_passed(res, &chk);
 }
 
 void api_orgs_create(struct http_request *req, struct http_response *res)
@@ -322,9 +303,7 @@ void api_orgs_create(struct http_request *req, struct http_response *res)
 	}
 	json_t *answer = org_json(&t.org);
 	json_object_set_new(answer, "admin", api_user_json(&t.admin));
-	http_add_header(res, "Location",
-			arena_printf(req->arena, "/api/v1/organizations/%s", t.org.id));
-	http_json(res, 201, answer);
+	api_answer_created(req, res, "/api/v1/organizations", t.org.id, answer);
 out:
 	explicit_bzero(t.hash, sizeof t.hash);
 	json_decref(body);

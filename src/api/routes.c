@@ -69,7 +69,22 @@ const struct route api_routes[] = {
 	/* rate cards: installation-wide, read by every role, loaded by super_admin */
 	{ "GET", "/api/v1/pricing/rates", api_pricing_rates_get, ROLE_VIEWER, 0 },
 	{ "PUT", "/api/v1/pricing/rates", api_pricing_rates_put, ROLE_SUPER_ADMIN, ROUTE_RAW_BODY },
+	/* costs: reads for every role, the budget set by org_admin */
+	{ "GET", "/api/v1/costs/summary", api_costs_summary, ROLE_VIEWER, 0 },
+	{ "GET", "/api/v1/costs/budget", api_costs_budget_get, ROLE_VIEWER, 0 },
+	{ "PUT", "/api/v1/costs/budget", api_costs_budget_put, ROLE_ORG_ADMIN, 0 },
+	{ "GET", "/api/v1/costs/alerts", api_costs_alerts, ROLE_VIEWER, 0 },
 	/* audit log */
 	{ "GET", "/api/v1/audit-logs", api_audit_list, ROLE_ORG_ADMIN, 0 },
+	/* campaigns: reads for every role, writes org_admin */
+	{ "GET", "/api/v1/campaigns", api_campaigns_list, ROLE_VIEWER, 0 },
+	{ "POST", "/api/v1/campaigns", api_campaigns_create, ROLE_ORG_ADMIN, 0 },
+	{ "GET", "/api/v1/campaigns/{id}", api_campaigns_get, ROLE_VIEWER, 0 },
+	{ "POST", "/api/v1/campaigns/{id}/estimate", api_campaigns_estimate, ROLE_VIEWER, 0 },
+	{ "POST", "/api/v1/campaigns/{id}/start", api_campaigns_start, ROLE_ORG_ADMIN, 0 },
+	{ "POST", "/api/v1/campaigns/{id}/pause", api_campaigns_pause, ROLE_ORG_ADMIN, 0 },
+	{ "POST", "/api/v1/campaigns/{id}/resume", api_campaigns_resume, ROLE_ORG_ADMIN, 0 },
+	{ "POST", "/api/v1/campaigns/{id}/cancel", api_campaigns_cancel, ROLE_ORG_ADMIN, 0 },
+	{ "GET", "/api/v1/campaigns/{id}/recipients", api_campaigns_recipients, ROLE_VIEWER, 0 },
 };
 const size_t api_routes_count = sizeof api_routes / sizeof api_routes[0];

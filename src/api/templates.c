@@ -40,7 +40,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/paging.h"
+#include "api/answer.h"
+#include "api/list.h"
 #include "app/app.h"
 #include "core/crypto.h"
 #include "core/json.h"
@@ -62,25 +63,22 @@ enum {
 	TX_NUMBER_GONE = 6,         /* the template's own number was deleted */
 };
 
+static const char NOT_FOUND[] = "no such template";
+
 /* Retries for the (idempotent) list call of a sync. */
 static const struct graph_call_opts LIST_OPTS = { .retries = 2 };
 
 /* ---- rendering --------------------------------------------------------- */
-
-static json_t *str_or_null(const char *s)
-{
-	return (s && *s) ? json_string(s) : json_null();
-}
 
 static json_t *template_json(const struct template_row *t)
 {
 	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:O, s:o, s:o}",
 			 "id", t->id, "whatsapp_number_id", t->whatsapp_number_id, "name",
 			 t->name, "language", t->language, "category", t->category, "status",
-			 t->status, "rejected_reason", str_or_null(t->rejected_reason),
-			 "quality_score", str_or_null(t->quality_score), "meta_template_id",
-			 str_or_null(t->meta_template_id), "parameter_format",
-			 str_or_null(t->parameter_format), "components", t->components,
+			 t->status, "rejected_reason", api_str_or_null(t->rejected_reason),
+			 "quality_score", api_str_or_null(t->quality_score), "meta_template_id",
+			 api_str_or_null(t->meta_template_id), "parameter_format",
+			 api_str_or_null(t->parameter_format), "components", t->components,
 			 "created_at", api_time_json(t->created_at), "updated_at",
 			 api_time_json(t->updated_at));
 }
@@ -106,7 +104,7 @@ static void answer_meta_error(struct http_response *res, enum graph_rc rc,
 	if (rc == GRAPH_ERR_META)
 		d = json_pack("{s:I, s:o, s:s, s:o}", "code", (json_int_t)e->code, "subcode",
 			      e->subcode ? json_integer(e->subcode) : json_null(), "message",
-			      e->message, "fbtrace_id", str_or_null(e->fbtrace_id));
+			      e->message, "fbtrace_id", api_str_or_null(e->fbtrace_id));
 	else if (rc == GRAPH_ERR_TRANSPORT)
 		d = json_pack("{s:s, s:s}", "transport", graph_transport_name(e->transport),
 			      "message", e->message[0] ? e->message : "no usable answer");
@@ -123,7 +121,7 @@ static bool tx_ok(struct http_response *res, int rc)
 	case DB_OK:
 		return true;
 	case TX_NOT_FOUND:
-		api_answer_not_found(res, "no such template");
+		api_answer_not_found(res, NOT_FOUND);
 		break;
 	case TX_STALE:
 		http_error(res, 409, "invalid_state",
@@ -166,17 +164,15 @@ static bool have_graph(const struct http_request *req, struct http_response *res
 	return false;
 }
 
-/* The {id} path parameter, lower-cased (ids are stored lower-case). */
-static const char *target_id(struct http_request *req)
+/* The body's whatsapp_number_id raw, lower-cased (arena memory); NULL
+ * after answering 422 when it is not a UUID. */
+static const char *body_number_id(struct http_request *req, struct http_response *res,
+				  const char *raw)
 {
-	const char *raw = http_param(req, "id");
-	char *low = raw ? arena_strdup(req->arena, raw) : NULL;
-	if (!low)
-		return "";
-	for (char *p = low; *p; p++)
-		if (*p >= 'A' && *p <= 'Z')
-			*p = (char)(*p + ('a' - 'A'));
-	return low;
+	const char *id = uuid_is_valid(raw) ? api_lower_dup(req, raw) : NULL;
+	if (!id)
+		answer_no_number(res);
+	return id;
 }
 
 /* 400 / 422 for a template_rules result (details taken over). */
@@ -266,22 +262,31 @@ static json_t *template_changes(const struct template_row *a, const struct templ
 
 /* ---- GET /api/v1/templates --------------------------------------------- */
 
-struct list_tx {
+struct list_ctx {
 	const char *org_id;
 	struct template_filter f;
-	struct page page;
 	struct template_row *rows;
 	int n;
 };
 
-static int list_fn(struct db_conn *c, void *ctx)
+static int list_fetch(struct db_conn *c, void *arg, const struct page *p, int limit, int *n)
 {
-	struct list_tx *t = ctx;
+	struct list_ctx *t = arg;
 	template_rows_free(t->rows, t->n);
 	t->rows = NULL;
 	t->n = 0;
-	return templates_list(c, t->org_id, &t->f, t->page.limit + 1, t->page.after_at,
-			      t->page.after_id, &t->rows, &t->n);
+	int rc = templates_list(c, t->org_id, &t->f, limit, p->after_at, p->after_id, &t->rows,
+				&t->n);
+	*n = t->n;
+	return rc;
+}
+
+static json_t *list_render(void *arg, int i, int64_t *at, const char **id)
+{
+	struct list_ctx *t = arg;
+	*at = t->rows[i].created_at;
+	*id = t->rows[i].id;
+	return template_json(&t->rows[i]);
 }
 
 /* Read the filters; false after answering 422. */
@@ -302,35 +307,16 @@ static bool parse_filters(struct http_request *req, struct http_response *res,
 				"must be one of MARKETING, UTILITY, AUTHENTICATION");
 	if (f->number_id && !uuid_is_valid(f->number_id))
 		json_check_rule(&chk, "whatsapp_number_id", "must be a UUID");
-	if (json_check_ok(&chk)) {
-		json_check_release(&chk);
-		return true;
-	}
-	http_error(res, 422, "validation_error", "invalid query parameter",
-		   json_incref(chk.rule_errors));
-	json_check_release(&chk);
-	return false;
+	return api_query_check_passed(res, &chk);
 }
 
 void api_templates_list(struct http_request *req, struct http_response *res)
 {
-	struct list_tx t = { .org_id = req->auth.org_id };
-	if (!parse_filters(req, res, &t.f) || !page_from_request(req, res, &t.page))
+	struct list_ctx t = { .org_id = req->auth.org_id };
+	if (!parse_filters(req, res, &t.f))
 		return;
-	int rc = db_tx(req->app->db, false, list_fn, &t);
-	if (rc != DB_OK) {
-		api_answer_db_error(res, rc);
-		goto out;
-	}
-	json_t *items = json_array();
-	int kept = t.n > t.page.limit ? t.page.limit : t.n;
-	for (int i = 0; i < kept; i++)
-		json_array_append_new(items, template_json(&t.rows[i]));
-	const struct template_row *last = kept > 0 ? &t.rows[kept - 1] : NULL;
-	http_json(res, 200,
-		  page_answer(req->arena, items, t.n, &t.page, last ? last->created_at : 0,
-			      last ? last->id : ""));
-out:
+	struct api_list list = { .fetch = list_fetch, .render = list_render, .ctx = &t };
+	(void)api_list_answer(req, res, &list);
 	template_rows_free(t.rows, t.n);
 }
 
@@ -416,22 +402,14 @@ void api_templates_create(struct http_request *req, struct http_response *res)
 	json_t *body = http_body_json(req, res);
 	if (!body)
 		return;
-	if (!validate_template(res, body, &number_id))
+	if (!validate_template(res, body, &number_id) ||
+	    !(number_id = body_number_id(req, res, number_id)))
 		goto out;
-	if (!uuid_is_valid(number_id)) {
-		answer_no_number(res);
-		goto out;
-	}
 	str_copy(t.row.whatsapp_number_id, sizeof t.row.whatsapp_number_id, number_id);
-	for (char *p = t.row.whatsapp_number_id; *p; p++)
-		if (*p >= 'A' && *p <= 'F')
-			*p = (char)(*p + ('a' - 'A'));
 	content_from_json(&t.row, body);
-	if (!tx_ok(res, db_tx(req->app->db, true, create_fn, &t)))
-		goto out;
-	http_add_header(res, "Location",
-			arena_printf(req->arena, "/api/v1/templates/%s", t.row.id));
-	http_json(res, 201, template_json(&t.row));
+	if (tx_ok(res, db_tx(req->app->db, true, create_fn, &t)))
+		api_answer_created(req, res, "/api/v1/templates", t.row.id,
+				   template_json(&t.row));
 out:
 	template_row_release(&t.row);
 	json_decref(body);
@@ -480,7 +458,9 @@ static void read_release(struct read_tx *t)
 
 void api_templates_get(struct http_request *req, struct http_response *res)
 {
-	struct read_tx t = { .req = req, .id = target_id(req) };
+	struct read_tx t = { .req = req };
+	if (!api_path_id(req, res, NOT_FOUND, &t.id))
+		return;
 	if (tx_ok(res, db_tx(req->app->db, false, read_fn, &t)))
 		http_json(res, 200, template_json(&t.row));
 	read_release(&t);
@@ -536,13 +516,14 @@ static json_t *merged_template(const struct template_row *row, const json_t *bod
 
 void api_templates_patch(struct http_request *req, struct http_response *res)
 {
-	struct read_tx t = { .req = req, .id = target_id(req) };
+	struct read_tx t = { .req = req };
 	struct template_row after = { 0 };
 	json_t *merged = NULL;
 	json_t *body = http_body_json(req, res);
 	if (!body)
 		return;
-	if (!tx_ok(res, db_tx(req->app->db, false, read_fn, &t)))
+	if (!api_path_id(req, res, NOT_FOUND, &t.id) ||
+	    !tx_ok(res, db_tx(req->app->db, false, read_fn, &t)))
 		goto out;
 	if (!templates_editable(t.row.status)) {
 		tx_ok(res, TX_STATE);
@@ -599,13 +580,13 @@ static void apply_created(struct template_row *after, const struct graph_templat
 
 void api_templates_submit(struct http_request *req, struct http_response *res)
 {
-	struct read_tx t = { .req = req, .id = target_id(req), .want_creds = true };
+	struct read_tx t = { .req = req, .want_creds = true };
 	struct template_row after = { 0 };
 	struct graph_template_created created;
 	struct graph_error gerr;
 	char *body = NULL;
 	size_t len = 0;
-	if (!have_graph(req, res))
+	if (!have_graph(req, res) || !api_path_id(req, res, NOT_FOUND, &t.id))
 		return;
 	int rc = db_tx(req->app->db, false, read_fn, &t);
 	if (rc == DB_OK && !templates_editable(t.row.status))
@@ -661,10 +642,10 @@ static int delete_fn(struct db_conn *c, void *ctx)
 
 void api_templates_delete(struct http_request *req, struct http_response *res)
 {
-	struct read_tx t = { .req = req, .id = target_id(req), .want_creds = true,
-			     .creds_if_submitted = true };
+	struct read_tx t = { .req = req, .want_creds = true, .creds_if_submitted = true };
 	struct graph_error gerr;
-	if (!tx_ok(res, db_tx(req->app->db, false, read_fn, &t)))
+	if (!api_path_id(req, res, NOT_FOUND, &t.id) ||
+	    !tx_ok(res, db_tx(req->app->db, false, read_fn, &t)))
 		goto out;
 	if (t.creds.token) {
 		if (!have_graph(req, res))
@@ -699,12 +680,13 @@ static json_t *member_or(const json_t *obj, const char *key, bool array)
 
 void api_templates_preview(struct http_request *req, struct http_response *res)
 {
-	struct read_tx t = { .req = req, .id = target_id(req) };
+	struct read_tx t = { .req = req };
 	json_t *rendered = NULL, *details = NULL, *empty = NULL;
 	json_t *body = http_body_json(req, res);
 	if (!body)
 		return;
-	if (!tx_ok(res, db_tx(req->app->db, false, read_fn, &t)))
+	if (!api_path_id(req, res, NOT_FOUND, &t.id) ||
+	    !tx_ok(res, db_tx(req->app->db, false, read_fn, &t)))
 		goto out;
 	json_t *params = json_object_get(body, "parameters");
 	if (!params || json_is_null(params))
@@ -866,20 +848,8 @@ void api_templates_sync(struct http_request *req, struct http_response *res)
 	if (!body)
 		return;
 	json_check_str(&chk, body, "whatsapp_number_id", true, 1, 64, &t.number_id);
-	if (!json_check_ok(&chk)) {
-		api_answer_check(res, &chk);
-		goto out;
-	}
-	json_check_release(&chk);
-	if (!uuid_is_valid(t.number_id)) {
-		answer_no_number(res);
-		goto out;
-	}
-	t.number_id = arena_strdup(req->arena, t.number_id);
-	for (char *p = (char *)t.number_id; p && *p; p++)
-		if (*p >= 'A' && *p <= 'F')
-			*p = (char)(*p + ('a' - 'A'));
-	if (!have_graph(req, res) ||
+	if (!api_check_passed(res, &chk) ||
+	    !(t.number_id = body_number_id(req, res, t.number_id)) || !have_graph(req, res) ||
 	    !tx_ok(res, db_tx(req->app->db, false, sync_read_fn, &t)))
 		goto out;
 	graph_error_clear(&gerr);

@@ -19,7 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/paging.h"
+#include "api/answer.h"
+#include "api/list.h"
 #include "app/app.h"
 #include "auth/password.h"
 #include "auth/tokens.h"
@@ -31,42 +32,9 @@
 /* Positive codes a transaction function returns to roll back. */
 enum { TX_NOT_FOUND = 1, TX_FORBIDDEN = 2, TX_SELF = 3 };
 
-/* ---- shared with orgs.c / audit.c (declared in api.h) ------------------ */
+static const char NOT_FOUND[] = "no such user";
 
-void api_answer_db_error(struct http_response *res, int rc)
-{
-	if (rc == DB_ERR_UNAVAILABLE || rc == DB_ERR_RETRY) {
-		http_add_header(res, "Retry-After", "1");
-		http_error(res, 503, "service_unavailable",
-			   "the database is busy or not answering; try again shortly", NULL);
-		return;
-	}
-	http_error(res, 500, "internal_error", "the request could not be completed", NULL);
-}
-
-void api_answer_check(struct http_response *res, struct json_check *chk)
-{
-	if (json_array_size(chk->type_errors) > 0)
-		http_error(res, 400, "invalid_request", "a field has the wrong JSON type",
-			   json_incref(chk->type_errors));
-	else
-		http_error(res, 422, "validation_error", "the request is not valid",
-			   json_incref(chk->rule_errors));
-	json_check_release(chk);
-}
-
-void api_answer_not_found(struct http_response *res, const char *what)
-{
-	http_error(res, 404, "not_found", what, NULL);
-}
-
-json_t *api_time_json(int64_t us)
-{
-	char buf[TIME_RFC3339_LEN];
-	if (us <= 0)
-		return json_null();
-	return json_string(time_format_rfc3339(us, buf, sizeof buf));
-}
+/* ---- shared with orgs.c (declared in api.h) ---------------------------- */
 
 json_t *api_user_json(const struct user *u)
 {
@@ -122,7 +90,7 @@ static bool tx_ok(struct http_response *res, int rc)
 	case DB_OK:
 		return true;
 	case TX_NOT_FOUND:
-		api_answer_not_found(res, "no such user");
+		api_answer_not_found(res, NOT_FOUND);
 		break;
 	case TX_FORBIDDEN:
 		answer_forbidden(res);
@@ -155,41 +123,36 @@ static enum role check_role(struct json_check *chk, const json_t *body, bool req
 
 /* ---- GET /api/v1/users ------------------------------------------------- */
 
-struct list_tx {
+struct list_ctx {
 	const char *org_id;
-	struct page page;
 	struct user *rows;
 	int n;
 };
 
-static int list_fn(struct db_conn *c, void *ctx)
+static int list_fetch(struct db_conn *c, void *arg, const struct page *p, int limit, int *n)
 {
-	struct list_tx *t = ctx;
+	struct list_ctx *t = arg;
 	free(t->rows);
 	t->rows = NULL;
-	return users_list(c, t->org_id, t->page.limit + 1, t->page.after_at,
-			  t->page.after_id, &t->rows, &t->n);
+	t->n = 0;
+	int rc = users_list(c, t->org_id, limit, p->after_at, p->after_id, &t->rows, &t->n);
+	*n = t->n;
+	return rc;
+}
+
+static json_t *list_render(void *arg, int i, int64_t *at, const char **id)
+{
+	struct list_ctx *t = arg;
+	*at = t->rows[i].created_at;
+	*id = t->rows[i].id;
+	return api_user_json(&t->rows[i]);
 }
 
 void api_users_list(struct http_request *req, struct http_response *res)
 {
-	struct list_tx t = { .org_id = req->auth.org_id };
-	if (!page_from_request(req, res, &t.page))
-		return;
-	int rc = db_tx(req->app->db, false, list_fn, &t);
-	if (rc != DB_OK) {
-		api_answer_db_error(res, rc);
-		goto out;
-	}
-	json_t *items = json_array();
-	int kept = t.n > t.page.limit ? t.page.limit : t.n;
-	for (int i = 0; i < kept; i++)
-		json_array_append_new(items, api_user_json(&t.rows[i]));
-	const struct user *last = kept > 0 ? &t.rows[kept - 1] : NULL;
-	http_json(res, 200,
-		  page_answer(req->arena, items, t.n, &t.page, last ? last->created_at : 0,
-			      last ? last->id : ""));
-out:
+	struct list_ctx t = { .org_id = req->auth.org_id };
+	struct api_list list = { .fetch = list_fetch, .render = list_render, .ctx = &t };
+	(void)api_list_answer(req, res, &list);
 	free(t.rows);
 }
 
@@ -237,12 +200,7 @@ static bool parse_create(struct http_response *res, const json_t *body,
 		json_check_rule(&chk, "password", "%s", why);
 	json_check_str(&chk, body, "full_name", true, 1, 200, &t->full_name);
 	t->role = check_role(&chk, body, true);
-	if (!json_check_ok(&chk)) {
-		api_answer_check(res, &chk);
-		return false;
-	}
-	json_check_release(&chk);
-	return true;
+	return api_check_passed(res, &chk);
 }
 
 void api_users_create(struct http_request *req, struct http_response *res)
@@ -262,29 +220,10 @@ void api_users_create(struct http_request *req, struct http_response *res)
 		goto out;
 	if (!tx_ok(res, db_tx(req->app->db, true, create_fn, &t)))
 		goto out;
-	http_add_header(res, "Location",
-			arena_printf(req->arena, "/api/v1/users/%s", t.user.id));
-	http_json(res, 201, api_user_json(&t.user));
+	api_answer_created(req, res, "/api/v1/users", t.user.id, api_user_json(&t.user));
 out:
 	explicit_bzero(t.hash, sizeof t.hash);
 	json_decref(body);
-}
-
-/* The {id} path parameter, lower-cased (ids are stored lower-case). */
-static bool target_id(struct http_request *req, struct http_response *res,
-		      const char **id)
-{
-	const char *raw = http_param(req, "id");
-	char *low = raw ? arena_strdup(req->arena, raw) : NULL;
-	if (!low) {
-		api_answer_not_found(res, "no such user");
-		return false;
-	}
-	for (char *p = low; *p; p++)
-		if (*p >= 'A' && *p <= 'Z')
-			*p = (char)(*p + ('a' - 'A'));
-	*id = low;
-	return true;
 }
 
 /* ---- GET /api/v1/users/{id} -------------------------------------------- */
@@ -303,7 +242,7 @@ static int get_fn(struct db_conn *c, void *ctx)
 void api_users_get(struct http_request *req, struct http_response *res)
 {
 	struct get_tx t = { .org_id = req->auth.org_id };
-	if (!target_id(req, res, &t.id))
+	if (!api_path_id(req, res, NOT_FOUND, &t.id))
 		return;
 	if (tx_ok(res, db_tx(req->app->db, false, get_fn, &t)))
 		http_json(res, 200, api_user_json(&t.user));
@@ -382,14 +321,8 @@ static bool parse_patch(struct http_response *res, const json_t *body,
 		else
 			p->has_password = true;
 	}
-	if (!json_check_ok(&chk)) {
-		api_answer_check(res, &chk);
-		return false;
-	}
-	json_check_release(&chk);
-	return true;
+	return api_check_passed(res, &chk);
 }
-
 
 void api_users_patch(struct http_request *req, struct http_response *res)
 {
@@ -397,7 +330,7 @@ void api_users_patch(struct http_request *req, struct http_response *res)
 	char hash[PASSWORD_HASH_LEN] = "";
 	const char *password = NULL;
 	json_t *body = NULL;
-	if (!target_id(req, res, &t.id))
+	if (!api_path_id(req, res, NOT_FOUND, &t.id))
 		return;
 	body = http_body_json(req, res);
 	if (!body)
@@ -424,7 +357,7 @@ void api_users_delete(struct http_request *req, struct http_response *res)
 {
 	struct update_tx t = { .req = req, .action = "delete",
 			       .patch = { .has_active = true, .is_active = false } };
-	if (!target_id(req, res, &t.id))
+	if (!api_path_id(req, res, NOT_FOUND, &t.id))
 		return;
 	int rc = db_tx(req->app->db, true, update_fn, &t);
 	if (rc == TX_SELF) {

@@ -16,6 +16,7 @@
 #include "core/str.h"
 #include "core/timeutil.h"
 #include "core/uuid.h"
+#include "domain/rows.h"
 #include "http/http.h"
 
 void audit_entry_from_request(struct audit_entry *e, const struct http_request *req)
@@ -183,8 +184,9 @@ static char *dup_or_null(const char *s)
 	return s ? strdup(s) : NULL;
 }
 
-static void audit_row_from(const struct db_res *r, int i, struct audit_row *row)
+static void audit_row_from(const struct db_res *r, int i, void *elem)
 {
+	struct audit_row *row = elem;
 	str_copy(row->id, sizeof row->id, db_get_text(r, i, 0));
 	str_copy(row->user_id, sizeof row->user_id, db_get_text(r, i, 1));
 	str_copy(row->action, sizeof row->action, db_get_text(r, i, 2));
@@ -235,8 +237,8 @@ int audit_list(struct db_conn *c, const char *org_id, const struct audit_filter 
 {
 	struct sql_builder b = { .len = 0 };
 	struct db_res *r = NULL;
-	struct audit_row *rows = NULL;
-	int count = 0, rc = DB_ERR;
+	void *rows = NULL;
+	int rc = DB_ERR;
 
 	audit_build_query(&b, org_id, f, limit, after_at, after_id);
 	if (b.overflow)
@@ -244,18 +246,10 @@ int audit_list(struct db_conn *c, const char *org_id, const struct audit_filter 
 	rc = db_exec(c, b.sql, b.params, b.n, &r, NULL);
 	if (rc != DB_OK)
 		goto out;
-	count = db_rows(r);
-	if (count > 0 && !(rows = calloc((size_t)count, sizeof *rows))) {
-		rc = DB_ERR;
-		goto out;
-	}
-	for (int i = 0; i < count; i++)
-		audit_row_from(r, i, &rows[i]);
-	*out = rows;
-	*n = count;
-	rows = NULL;
+	rc = rows_copy(r, sizeof **out, audit_row_from, &rows, n);
+	if (rc == DB_OK)
+		*out = rows;
 out:
-	audit_rows_free(rows, count);
 	db_res_free(r);
 	return rc;
 }

@@ -442,8 +442,11 @@ static int price_members(const struct pricing_card *card, const struct audience 
 			continue;
 		}
 		struct pricing_quote q;
-		if (card == NULL || pricing_quote(card, m->phone, est->category, at_us, &q) != 0)
-			return CAMPAIGNS_NO_RATE;
+		if (card == NULL || pricing_quote(card, m->phone, est->category, at_us, &q) != 0) {
+			est->unpriced++;
+			est->recipients++;
+			continue;
+		}
 		struct campaign_market *slot = market_slot(est, q.market);
 		if (slot == NULL)
 			return DB_ERR;
@@ -485,7 +488,8 @@ static int estimate_with(struct db_conn *c, const struct pricing_card *card,
 int campaigns_estimate(struct db_conn *c, const struct pricing_card *card, const char *org_id,
 		       const struct campaign *cp, int64_t at_us, struct campaign_estimate *out)
 {
-	return estimate_with(c, card, org_id, cp, at_us, out, NULL);
+	int rc = estimate_with(c, card, org_id, cp, at_us, out, NULL);
+	return rc == 0 && out->unpriced > 0 ? CAMPAIGNS_NO_RATE : rc;
 }
 
 /* ---- start / transitions ---------------------------------------------------- */
@@ -545,6 +549,9 @@ static int start_checks(struct db_conn *c, const char *org_id, const struct camp
 	template_row_release(&tpl);
 	if (!approved)
 		return CAMPAIGNS_TEMPLATE_NOT_APPROVED;
+	/* without a rate for everyone a budget cannot be checked */
+	if (cp->has_budget && est->unpriced > 0)
+		return CAMPAIGNS_NO_RATE;
 	if (cp->has_budget && est->amount > cp->budget_limit)
 		return CAMPAIGNS_BUDGET_EXCEEDED;
 	int64_t remaining = 0;

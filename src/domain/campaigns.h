@@ -144,6 +144,7 @@ struct campaign_market {
 struct campaign_estimate {
 	int64_t recipients;         /* to be sent */
 	int64_t skipped_opted_out;  /* opted out (and phone-less) contacts */
+	int64_t unpriced;           /* recipients the card has no rate for */
 	int64_t amount;             /* micro-units */
 	char currency[8];
 	char category[33];

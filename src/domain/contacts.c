@@ -9,6 +9,7 @@
 #include "core/str.h"
 #include "core/timeutil.h"
 #include "core/uuid.h"
+#include "domain/rows.h"
 
 #define CONTACT_COLS                                                          \
 	"id, organization_id, wa_id, bsuid, name, email, tags, attributes, " \
@@ -49,8 +50,9 @@ static json_t *json_column(const struct db_res *r, int row, int col, json_t *fal
 	return v;
 }
 
-static void row_from_result(const struct db_res *r, int i, struct contact *c)
+static void row_from_result(const struct db_res *r, int i, void *elem)
 {
+	struct contact *c = elem;
 	memset(c, 0, sizeof *c);
 	str_copy(c->id, sizeof c->id, db_get_text(r, i, 0));
 	str_copy(c->organization_id, sizeof c->organization_id, db_get_text(r, i, 1));
@@ -373,8 +375,8 @@ int contacts_list(struct db_conn *c, const char *org_id, const struct contact_fi
 	char name_pat[2 * 4 * CONTACTS_Q_MAX + 3], phone_pat[4 * CONTACTS_Q_MAX + 3];
 	struct sql_builder b = { .len = 0 };
 	struct db_res *r = NULL;
-	struct contact *rows = NULL;
-	int count = 0, rc = DB_ERR;
+	void *rows = NULL;
+	int rc = DB_ERR;
 
 	*out = NULL;
 	*n = 0;
@@ -387,19 +389,10 @@ int contacts_list(struct db_conn *c, const char *org_id, const struct contact_fi
 	rc = db_exec(c, b.sql, b.params, b.n, &r, NULL);
 	if (rc != DB_OK)
 		goto out;
-	count = db_rows(r);
-	if (count > 0 && !(rows = calloc((size_t)count, sizeof *rows))) {
-		rc = DB_ERR;
-		count = 0;
-		goto out;
-	}
-	for (int i = 0; i < count; i++)
-		row_from_result(r, i, &rows[i]);
-	*out = rows;
-	*n = count;
-	rows = NULL;
+	rc = rows_copy(r, sizeof **out, row_from_result, &rows, n);
+	if (rc == DB_OK)
+		*out = rows;
 out:
-	contact_rows_free(rows, count);
 	db_res_free(r);
 	return rc;
 }

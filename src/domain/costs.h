@@ -155,7 +155,8 @@ struct costs_summary {
 void costs_summary_release(struct costs_summary *s);
 
 /* Sum the org's roll-up over local days from..to ("YYYY-MM-DD",
- * inclusive, already validated) grouped by g into *out (caller releases).
+ * inclusive, already validated) grouped by g into *out, which is
+ * overwritten (release an earlier result first; the caller releases).
  * DB_OK or a db_status (DB_ERR on an overflowing sum). */
 int costs_summary(struct db_conn *c, const char *org_id, const char *from, const char *to,
 		  enum costs_group g, struct costs_summary *out)
@@ -172,9 +173,9 @@ struct costs_alert {
 	int64_t created_at;
 };
 
-/* Up to limit alerts of the org, newest first, after the cursor
- * (created_at, id) when after_id is not NULL. *out malloc'd (caller
- * frees), *n rows. DB_OK or a db_status. */
+/* Up to limit alerts of the org, newest first, strictly after the cursor
+ * (after_at, after_id) (api/paging.h: the first page passes its sentinels).
+ * *out malloc'd (caller frees), *n rows. DB_OK or a db_status. */
 int costs_alerts_list(struct db_conn *c, const char *org_id, int64_t after_at,
 		      const char *after_id, int limit, struct costs_alert **out, int *n)
 	__attribute__((warn_unused_result));

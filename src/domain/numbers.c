@@ -9,6 +9,7 @@
 #include "core/str.h"
 #include "core/timeutil.h"
 #include "core/uuid.h"
+#include "domain/rows.h"
 
 /* Upper bound of rows numbers_list_by_waba returns (a WABA holds a handful
  * of numbers; Meta's own limit is far below this). */
@@ -177,8 +178,9 @@ static int store_secret(struct db_conn *c, const uint8_t key[32], const char *or
 	"CASE WHEN verify_token_enc IS NULL THEN 0 ELSE 1 END, "                \
 	"created_at, updated_at"
 
-static void number_from_row(const struct db_res *r, int row, struct wa_number *n)
+static void number_from_row(const struct db_res *r, int row, void *elem)
 {
+	struct wa_number *n = elem;
 	memset(n, 0, sizeof *n);
 	str_copy(n->id, sizeof n->id, db_get_text(r, row, 0));
 	str_copy(n->organization_id, sizeof n->organization_id, db_get_text(r, row, 1));
@@ -220,25 +222,13 @@ static int find_many(struct db_conn *c, const char *sql, const struct db_param *
 		     int np, struct wa_number **out, int *n)
 {
 	struct db_res *r = NULL;
-	struct wa_number *rows = NULL;
+	void *rows = NULL;
 	int rc = db_exec(c, sql, p, np, &r, NULL);
 	if (rc != DB_OK)
-		goto out;
-	int count = db_rows(r);
-	if (count > 0) {
-		rows = calloc((size_t)count, sizeof *rows);
-		if (!rows) {
-			rc = DB_ERR;
-			goto out;
-		}
-	}
-	for (int i = 0; i < count; i++)
-		number_from_row(r, i, &rows[i]);
-	*out = rows;
-	*n = count;
-	rows = NULL;
-out:
-	free(rows);
+		return rc;
+	rc = rows_copy(r, sizeof **out, number_from_row, &rows, n);
+	if (rc == DB_OK)
+		*out = rows;
 	db_res_free(r);
 	return rc;
 }

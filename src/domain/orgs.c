@@ -7,6 +7,7 @@
 #include "core/str.h"
 #include "core/timeutil.h"
 #include "core/uuid.h"
+#include "domain/rows.h"
 
 #define ORG_COLS "id, name, slug, timezone, created_at, updated_at"
 
@@ -35,8 +36,9 @@ const char *orgs_check_name(const char *name)
 	return NULL;
 }
 
-static void org_from_row(const struct db_res *r, int row, struct org *o)
+static void org_from_row(const struct db_res *r, int row, void *elem)
 {
+	struct org *o = elem;
 	str_copy(o->id, sizeof o->id, db_get_text(r, row, 0));
 	str_copy(o->name, sizeof o->name, db_get_text(r, row, 1));
 	str_copy(o->slug, sizeof o->slug, db_get_text(r, row, 2));
@@ -195,29 +197,17 @@ int orgs_list(struct db_conn *c, int limit, int64_t after_at, const char *after_
 {
 	struct db_param p[] = { DBP_INT(after_at), DBP_TEXT(after_id), DBP_INT(limit) };
 	struct db_res *r = NULL;
-	struct org *rows = NULL;
+	void *rows = NULL;
 	int rc = db_exec(c,
 			 "SELECT " ORG_COLS " FROM organizations "
 			 "WHERE (created_at, id) < ($1, $2) "
 			 "ORDER BY created_at DESC, id DESC LIMIT $3",
 			 p, 3, &r, NULL);
 	if (rc != DB_OK)
-		goto out;
-	int count = db_rows(r);
-	if (count > 0) {
-		rows = calloc((size_t)count, sizeof *rows);
-		if (!rows) {
-			rc = DB_ERR;
-			goto out;
-		}
-	}
-	for (int i = 0; i < count; i++)
-		org_from_row(r, i, &rows[i]);
-	*out = rows;
-	*n = count;
-	rows = NULL;
-out:
-	free(rows);
+		return rc;
+	rc = rows_copy(r, sizeof **out, org_from_row, &rows, n);
+	if (rc == DB_OK)
+		*out = rows;
 	db_res_free(r);
 	return rc;
 }

@@ -10,6 +10,7 @@
 #include "core/str.h"
 #include "core/timeutil.h"
 #include "core/uuid.h"
+#include "domain/rows.h"
 
 #define TEMPLATE_COLS                                                           \
 	"id, organization_id, whatsapp_number_id, name, language, category, "    \
@@ -96,8 +97,9 @@ static struct db_param text_or_null(const char *s)
 	return (s && *s) ? DBP_TEXT(s) : DBP_NULL;
 }
 
-static void row_from_result(const struct db_res *r, int i, struct template_row *t)
+static void row_from_result(const struct db_res *r, int i, void *elem)
 {
+	struct template_row *t = elem;
 	str_copy(t->id, sizeof t->id, db_get_text(r, i, 0));
 	str_copy(t->organization_id, sizeof t->organization_id, db_get_text(r, i, 1));
 	str_copy(t->whatsapp_number_id, sizeof t->whatsapp_number_id, db_get_text(r, i, 2));
@@ -260,8 +262,8 @@ int templates_list(struct db_conn *c, const char *org_id, const struct template_
 {
 	struct sql_builder b = { .len = 0 };
 	struct db_res *r = NULL;
-	struct template_row *rows = NULL;
-	int count = 0, rc = DB_ERR;
+	void *rows = NULL;
+	int rc = DB_ERR;
 
 	if (f->number_id && !uuid_is_valid(f->number_id)) {
 		*out = NULL;
@@ -274,19 +276,10 @@ int templates_list(struct db_conn *c, const char *org_id, const struct template_
 	rc = db_exec(c, b.sql, b.params, b.n, &r, NULL);
 	if (rc != DB_OK)
 		goto out;
-	count = db_rows(r);
-	if (count > 0 && !(rows = calloc((size_t)count, sizeof *rows))) {
-		rc = DB_ERR;
-		count = 0;
-		goto out;
-	}
-	for (int i = 0; i < count; i++)
-		row_from_result(r, i, &rows[i]);
-	*out = rows;
-	*n = count;
-	rows = NULL;
+	rc = rows_copy(r, sizeof **out, row_from_result, &rows, n);
+	if (rc == DB_OK)
+		*out = rows;
 out:
-	template_rows_free(rows, count);
 	db_res_free(r);
 	return rc;
 }

@@ -7,6 +7,7 @@
 #include "core/str.h"
 #include "core/timeutil.h"
 #include "core/uuid.h"
+#include "domain/rows.h"
 
 const char *users_check_email(const char *email)
 {
@@ -91,8 +92,9 @@ int users_create(struct db_conn *c, const char *org_id, const char *email,
 	"id, organization_id, email, full_name, role, is_active, "              \
 	"COALESCE(last_login_at, 0), created_at, updated_at"
 
-static void user_from_row(const struct db_res *r, int row, struct user *u)
+static void user_from_row(const struct db_res *r, int row, void *elem)
 {
+	struct user *u = elem;
 	str_copy(u->id, sizeof u->id, db_get_text(r, row, 0));
 	str_copy(u->organization_id, sizeof u->organization_id, db_get_text(r, row, 1));
 	str_copy(u->email, sizeof u->email, db_get_text(r, row, 2));
@@ -133,29 +135,17 @@ int users_list(struct db_conn *c, const char *org_id, int limit, int64_t after_a
 	struct db_param p[] = { DBP_TEXT(org_id), DBP_INT(after_at), DBP_TEXT(after_id),
 				DBP_INT(limit) };
 	struct db_res *r = NULL;
-	struct user *rows = NULL;
+	void *rows = NULL;
 	int rc = db_exec(c,
 			 "SELECT " USER_COLS " FROM users WHERE organization_id = $1 "
 			 "AND (created_at, id) < ($2, $3) "
 			 "ORDER BY created_at DESC, id DESC LIMIT $4",
 			 p, 4, &r, NULL);
 	if (rc != DB_OK)
-		goto out;
-	int count = db_rows(r);
-	if (count > 0) {
-		rows = calloc((size_t)count, sizeof *rows);
-		if (!rows) {
-			rc = DB_ERR;
-			goto out;
-		}
-	}
-	for (int i = 0; i < count; i++)
-		user_from_row(r, i, &rows[i]);
-	*out = rows;
-	*n = count;
-	rows = NULL;
-out:
-	free(rows);
+		return rc;
+	rc = rows_copy(r, sizeof **out, user_from_row, &rows, n);
+	if (rc == DB_OK)
+		*out = rows;
 	db_res_free(r);
 	return rc;
 }

@@ -9,6 +9,7 @@
 
 #include "core/uuid.h"
 #include "domain/audit.h"
+#include "domain/costs.h"
 #include "domain/templates.h"
 #include "jobs/webhook_processor.h"
 
@@ -197,6 +198,19 @@ static int conversation_inbound(struct db_conn *c, const char *conv_id, int64_t 
 
 /* ---- statuses ---- */
 
+/* COSTS HOOK: price the message once (domain/costs.h); a status that is
+ * not a pricing decision, or a message already priced, changes nothing. */
+static int price_status(struct db_conn *c, const struct wh_status *s)
+{
+	const struct costs_status cs = {
+		.wamid = s->id, .billable = s->billable, .pricing_type = s->pricing_type,
+		.category = s->pricing_category, .recipient_id = s->recipient_id,
+		.at_us = s->timestamp_us,
+	};
+	int rc = costs_price_status(c, NULL, &cs, NULL);
+	return rc > 0 ? DB_OK : rc; /* not priced / no rate: nothing to undo */
+}
+
 /* Move the message with this wamid forward. *found: a message matched. */
 static int status_update(struct db_conn *c, const struct wh_status *s, bool *found)
 {
@@ -248,6 +262,8 @@ static int status_update(struct db_conn *c, const struct wh_status *s, bool *fou
 			 " WHERE wamid = $1 AND direction = 'outbound'",
 			 p, 11, NULL, &affected);
 	*found = affected > 0;
+	if (rc == DB_OK && *found)
+		rc = price_status(c, s);
 	return rc;
 }
 

@@ -79,6 +79,49 @@ static void h_private(struct http_request *req, struct http_response *res)
 	http_json(res, 200, json_pack("{s:s}", "user", req->auth.user_id));
 }
 
+/* Deferred answers: a completer thread answers after DEFER_MS, or the
+ * handler completes at once (?now=1) before returning. */
+#define DEFER_MS 300
+
+static void defer_fill(struct http_deferred *d)
+{
+	struct http_response *res = http_deferred_response(d);
+
+	http_add_header(res, "X-Body-Len", "deferred");
+	http_body(res, 202, "text/plain", "later", 5);
+	http_complete(d);
+}
+
+static void *completer_main(void *arg)
+{
+	struct timespec ts = { 0, DEFER_MS * 1000 * 1000 };
+
+	(void)nanosleep(&ts, NULL);
+	defer_fill(arg);
+	return NULL;
+}
+
+static void h_defer(struct http_request *req, struct http_response *res)
+{
+	const char *now = http_query(req, "now");
+	struct http_deferred *d = http_defer(req);
+	pthread_t th;
+
+	if (d == NULL || http_defer(req) != NULL) { /* second call must refuse */
+		http_error(res, 500, "internal_error", "cannot defer", NULL);
+		return;
+	}
+	if (now != NULL) {
+		defer_fill(d);
+		return;
+	}
+	if (pthread_create(&th, NULL, completer_main, d) != 0) {
+		defer_fill(d);
+		return;
+	}
+	(void)pthread_detach(th);
+}
+
 static bool auth_hook(struct http_request *req, const struct route *rt, struct http_response *res)
 {
 	const char *h = http_header(req, "authorization");
@@ -113,6 +156,7 @@ static const struct route routes[] = {
 	{ "GET", "/nostatus", h_nostatus, ROLE_NONE, 0 },
 	{ "POST", "/raw", h_raw, ROLE_NONE, ROUTE_RAW_BODY },
 	{ "GET", "/api/v1/private", h_private, ROLE_VIEWER, 0 },
+	{ "POST", "/defer", h_defer, ROLE_NONE, ROUTE_RAW_BODY },
 };
 
 /* --------------------------------------------------------------- client */
@@ -710,6 +754,66 @@ static void test_access_log(void **state)
 	assert_null(strstr(buf, "Bearer good")); /* nor headers */
 }
 
+struct defer_client {
+	struct reply r;
+	int64_t ms;
+};
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void *defer_client_main(void *arg)
+{
+	struct defer_client *dc = arg;
+	int64_t t0 = now_ms();
+
+	do_request("POST", "/defer", "body", NULL, &dc->r);
+	dc->ms = now_ms() - t0;
+	return NULL;
+}
+
+/* A deferred request is answered by its completer; while several wait, the
+ * server's two threads are free for other requests (a blocking handler
+ * would hold them). Completing inside the handler works too. */
+static void test_deferred(void **state)
+{
+	struct defer_client dc[4];
+	pthread_t th[4];
+	struct reply r;
+	int64_t t0, echo_ms;
+
+	(void)state;
+	do_request("POST", "/defer?now=1", "x", NULL, &r);
+	assert_int_equal(r.status, 202);
+	assert_string_equal(r.body, "later");
+	assert_string_equal(r.body_len_hdr, "deferred");
+	assert_true(r.request_id[0] != '\0');
+	json_decref(r.json);
+
+	memset(dc, 0, sizeof dc);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, defer_client_main, &dc[i]), 0);
+	usleep(100 * 1000); /* all four are suspended now */
+	t0 = now_ms();
+	do_request("GET", "/echo/x/y", NULL, NULL, &r);
+	echo_ms = now_ms() - t0;
+	assert_int_equal(r.status, 200);
+	json_decref(r.json);
+	assert_true(echo_ms < DEFER_MS / 2); /* not queued behind the deferred ones */
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(pthread_join(th[i], NULL), 0);
+		assert_int_equal(dc[i].r.status, 202);
+		assert_string_equal(dc[i].r.body, "later");
+		assert_true(dc[i].ms >= DEFER_MS - 10); /* answered by the completer */
+		json_decref(dc[i].r.json);
+	}
+}
+
 /* Must run last: stops the server. */
 static void test_graceful_stop(void **state)
 {
@@ -761,6 +865,7 @@ int main(void)
 		cmocka_unit_test(test_invalid_paths),
 		cmocka_unit_test(test_uri_too_long),
 		cmocka_unit_test(test_header_limits),
+		cmocka_unit_test(test_deferred),
 		cmocka_unit_test(test_access_log),
 		cmocka_unit_test(test_graceful_stop),
 	};

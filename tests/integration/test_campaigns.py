@@ -1,0 +1,394 @@
+"""Campaigns (API.md "Campaigns" and "Sending rules (the dispatcher)")
+against the fake Graph server, on both engines.
+
+Covers: create / get / list, 409 transitions; estimate exact for a mixed
+audience (BR / US / IN / unknown -> OTHER) with the rate card in force;
+budget_exceeded; a campaign sent exactly once per recipient (counted in
+the fake's call log) with opted-out contacts skipped; the per-number rate
+(sampled call-log growth in every 1-second window); 130429 retried then
+sent once; 131026 failed with its code; pause stops sends, resume
+finishes; cancel; status webhooks move counters to delivered / read;
+recipients list and CSV; kill -9 mid-campaign then restart -> every
+recipient accepted exactly once (Meta's "sent" statuses carrying
+biz_opaque_callback_data reconcile the lost answers); cross-tenant 404s."""
+
+import base64
+import collections
+import itertools
+import json
+import os
+import threading
+import time
+
+import tenancy
+from harness import timeout_scale
+from test_messages import InboxCase
+
+_seq = itertools.count(1)
+
+
+def phone(prefix):
+    n = next(_seq)
+    if prefix == "55":
+        return "55119%04d%04d" % (os.getpid() % 10000, n)
+    if prefix == "1":
+        return "1415%03d%04d" % (os.getpid() % 1000, n)
+    if prefix == "91":
+        return "9198%04d%04d" % (os.getpid() % 10000, n)
+    return "4791%03d%03d" % (os.getpid() % 1000, n)   # Norway: no market -> OTHER
+
+
+class CampaignsTest(InboxCase):
+
+    # ---- helpers ------------------------------------------------------------
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        with open(os.path.join(os.path.dirname(__file__), "..", "..", "src", "domain",
+                               "rate_card_seed.csv"), "rb") as f:
+            r = cls.srv.request("PUT", "/api/v1/pricing/rates", f.read(), headers={
+                "Authorization": "Bearer " + cls.su["token"], "Content-Type": "text/csv"})
+        assert r.status in (200, 201, 204), r
+
+    def setUp(self):
+        super().setUp()
+        self.tag = "camp%d" % next(_seq)
+
+    def admin(self, method, path, body=None, tenant=None):
+        return self.call(method, path, body, tenant=tenant, role="org_admin")
+
+    def template(self, number=None):
+        number = number or self.number
+        tpl = tenancy.make_template(self.srv, self.a, number["id"], components=[
+            {"type": "BODY", "text": "Hi {{1}}, your code is {{2}}.",
+             "example": {"body_text": [["Maria", "X1"]]}}])
+        self.srv.sql("UPDATE templates SET status = 'APPROVED' WHERE id = '%s'" % tpl["id"])
+        return tpl
+
+    def contacts(self, n, prefix="55", opted_out=0):
+        out = []
+        for i in range(n):
+            c = tenancy.make_contact(self.srv, self.a, phone="+" + phone(prefix),
+                                     name="Person %d" % i, tags=[self.tag],
+                                     attributes={"code": "C%d" % i})
+            out.append(c)
+        for c in out[:opted_out]:
+            r = self.call("POST", "/api/v1/contacts/%s/opt-out" % c["id"])
+            self.assertIn(r.status, (200, 204), r)
+        return out
+
+    def campaign(self, tpl, number=None, **fields):
+        number = number or self.number
+        body = {"name": "camp %s" % self.tag, "whatsapp_number_id": number["id"],
+                "template_id": tpl["id"], "audience": {"tags": [self.tag]},
+                "parameters": ["{{contact.name}}", "{{contact.attributes.code}}"]}
+        body.update(fields)
+        r = self.admin("POST", "/api/v1/campaigns", body)
+        self.assertEqual(r.status, 201, r)
+        self.assertEqual(r.json()["status"], "draft")
+        return r.json()
+
+    def get(self, cid):
+        r = self.call("GET", "/api/v1/campaigns/" + cid, role="viewer")
+        self.assertEqual(r.status, 200, r)
+        return r.json()
+
+    def wait_status(self, cid, status, timeout=30):
+        return self.wait_for(lambda: self.get(cid)["status"] == status and self.get(cid),
+                             "campaign %s" % status, timeout=timeout)
+
+    def sends_to(self, number=None):
+        number = number or self.number
+        return [c for c in self.fake.calls("POST", "/messages")
+                if number["phone_number_id"] in c["path"]]
+
+    def accepted_per_to(self, bad=()):
+        """Count sends per `to` (calls answered by an error rule excluded
+        by the caller through `bad`)."""
+        return collections.Counter(c["body"]["to"] for c in self.sends_to())
+
+    def recipients(self, cid, **q):
+        qs = "&".join("%s=%s" % kv for kv in q.items())
+        r = self.call("GET", "/api/v1/campaigns/%s/recipients?%s" % (cid, qs), role="viewer")
+        self.assertEqual(r.status, 200, r)
+        return r.json()
+
+    # ---- tests ----------------------------------------------------------------
+
+    def test_crud_and_illegal_transitions(self):
+        tpl = self.template()
+        self.contacts(2)
+        c = self.campaign(tpl)
+        self.assertEqual(self.get(c["id"])["counters"]["total"], 0)
+        items = self.call("GET", "/api/v1/campaigns", role="viewer").json()["items"]
+        self.assertIn(c["id"], [i["id"] for i in items])
+        for action in ("pause", "resume"):
+            r = self.admin("POST", "/api/v1/campaigns/%s/%s" % (c["id"], action))
+            self.assertEqual(r.status, 409, r)
+            self.assertEqual(r.json()["error"]["code"], "invalid_state")
+        r = self.admin("POST", "/api/v1/campaigns/%s/cancel" % c["id"])
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json()["status"], "cancelled")
+        for action in ("start", "resume", "pause", "cancel"):
+            r = self.admin("POST", "/api/v1/campaigns/%s/%s" % (c["id"], action))
+            self.assertEqual(r.status, 409, (action, r))
+        # validation and roles
+        r = self.admin("POST", "/api/v1/campaigns", {"name": "x"})
+        self.assertEqual(r.status, 422, r)
+        r = self.admin("POST", "/api/v1/campaigns", {
+            "name": "x", "whatsapp_number_id": self.number["id"], "template_id": tpl["id"],
+            "audience": {}})
+        self.assertEqual(r.status, 422, r)
+        r = self.call("POST", "/api/v1/campaigns/%s/start" % c["id"], role="agent")
+        self.assertEqual(r.status, 403, r)
+
+    def test_estimate_exact_mixed_markets_and_budget(self):
+        tpl = self.template()
+        for prefix in ("55", "55", "1", "91", "47"):
+            self.contacts(1, prefix)
+        self.contacts(1, "55", opted_out=1)
+        rates = self.call("GET", "/api/v1/pricing/rates", role="viewer").json()
+        rates = rates["items"] if isinstance(rates, dict) and "items" in rates else rates
+        if isinstance(rates, dict):
+            rates = rates.get("rates", [])
+        util = {r["market"]: r for r in rates if r["category"] == "utility"}
+        codes = {}
+        for r in util.values():
+            for cc in r.get("calling_codes", []) or []:
+                codes[cc] = r["market"]
+
+        def market(p):
+            best = ""
+            for cc in codes:
+                if p.startswith(cc) and len(cc) > len(best):
+                    best = cc
+            return codes.get(best, "OTHER")
+
+        from decimal import Decimal
+        want = collections.defaultdict(lambda: [0, Decimal(0)])
+        for ph in [c["phone"] for c in self.fake_contacts()]:
+            m = market(ph)
+            rate = Decimal((util.get(m) or util["OTHER"])["rate"])
+            want[m][0] += 1
+            want[m][1] += rate
+        c = self.campaign(tpl)
+        r = self.call("POST", "/api/v1/campaigns/%s/estimate" % c["id"], role="viewer")
+        self.assertEqual(r.status, 200, r)
+        e = r.json()
+        self.assertEqual(e["recipients"], 5)
+        self.assertEqual(e["skipped_opted_out"], 1)
+        self.assertIsInstance(e["cost"]["amount"], str)
+        got = {m["market"]: (m["recipients"], Decimal(m["amount"])) for m in e["by_market"]}
+        self.assertEqual(got, {k: (v[0], v[1]) for k, v in want.items()})
+        self.assertEqual(Decimal(e["cost"]["amount"]), sum(v[1] for v in want.values()))
+        # budget below the estimate -> 422 budget_exceeded, nothing starts
+        low = self.campaign(tpl, budget_limit="0.000001")
+        r = self.admin("POST", "/api/v1/campaigns/%s/start" % low["id"])
+        self.assertEqual(r.status, 422, r)
+        self.assertEqual(r.json()["error"]["code"], "budget_exceeded")
+        self.assertEqual(self.get(low["id"])["status"], "draft")
+        self.assertEqual(self.sends_to(), [])
+
+    def fake_contacts(self):
+        """The tagged, not opted-out contacts of this test."""
+        r = self.call("GET", "/api/v1/contacts?limit=200", role="viewer").json()["items"]
+        return [c for c in r if self.tag in (c.get("tags") or []) and not c.get("opted_out")]
+
+    def test_sends_each_recipient_once_skips_opted_out_and_webhooks_count(self):
+        tpl = self.template()
+        people = self.contacts(6, opted_out=1)
+        c = self.campaign(tpl)
+        r = self.admin("POST", "/api/v1/campaigns/%s/start" % c["id"])
+        self.assertEqual(r.status, 200, r)
+        self.assertIn(r.json()["status"], ("running", "completed"))
+        done = self.wait_status(c["id"], "completed")
+        k = done["counters"]
+        self.assertEqual((k["total"], k["sent"], k["skipped"], k["queued"], k["failed"]),
+                         (6, 5, 1, 0, 0))
+        per_to = self.accepted_per_to()
+        self.assertEqual(sorted(per_to), sorted(p["phone"] for p in people[1:]))
+        self.assertEqual(set(per_to.values()), {1})
+        call = self.sends_to()[0]
+        body = call["body"]
+        self.assertEqual(body["type"], "template")
+        self.assertEqual(body["template"]["name"], tpl["name"])
+        self.assertTrue(body["biz_opaque_callback_data"].startswith(c["id"] + ":"))
+        who = next(p for p in people if p["phone"] == body["to"])
+        params = [p["text"] for p in body["template"]["components"][0]["parameters"]]
+        self.assertEqual(params, [who["name"], who["attributes"]["code"]])
+        # status webhooks move the counters (each recipient once, furthest state)
+        items = self.recipients(c["id"], status="sent")["items"]
+        self.assertEqual(len(items), 5)
+        ts = int(time.time())
+        self.status(items[0]["wamid"], "delivered", ts, items[0]["phone"])
+        self.status(items[1]["wamid"], "delivered", ts, items[1]["phone"])
+        self.status(items[1]["wamid"], "read", ts + 1, items[1]["phone"])
+        self.wait_for(lambda: self.get(c["id"])["counters"]["read"] == 1, "read counter")
+        k = self.get(c["id"])["counters"]
+        self.assertEqual((k["sent"], k["delivered"], k["read"]), (3, 1, 1))
+        # CSV of every recipient
+        r = self.call("GET", "/api/v1/campaigns/%s/recipients?format=csv" % c["id"],
+                      role="viewer")
+        self.assertEqual(r.status, 200, r)
+        self.assertTrue(r.headers["Content-Type"].startswith("text/csv"))
+        lines = r.body.decode().strip().split("\n")
+        self.assertEqual(lines[0].split(",")[:3], ["contact_id", "phone", "status"])
+        self.assertEqual(len(lines), 7)
+
+    def test_rate_limit_held(self):
+        number = self.new_number(self.a)
+        self.srv.sql("UPDATE whatsapp_numbers SET throughput_mps = 50 WHERE id = '%s'"
+                     % number["id"])
+        tpl = self.template(number)
+        self.contacts(200)
+        c = self.campaign(tpl, number=number)
+        samples = []
+        stop = threading.Event()
+
+        def sample():
+            while not stop.is_set():
+                samples.append((time.monotonic(), len(self.sends_to(number))))
+                time.sleep(0.05)
+        th = threading.Thread(target=sample)
+        th.start()
+        try:
+            t0 = time.monotonic()
+            self.assertEqual(self.admin("POST", "/api/v1/campaigns/%s/start" % c["id"]).status,
+                             200)
+            self.wait_status(c["id"], "completed", timeout=60)
+            took = time.monotonic() - t0
+        finally:
+            stop.set()
+            th.join()
+        self.assertGreaterEqual(took, 3.5)
+        worst = 0
+        for i, (t, n) in enumerate(samples):
+            for t2, n2 in samples[i:]:
+                if t2 - t <= 1.0:
+                    worst = max(worst, n2 - n)
+        self.assertLessEqual(worst, 50 + 5, "at most 50/s (+ sampling slack)")
+        per_to = collections.Counter(x["body"]["to"] for x in self.sends_to(number))
+        self.assertEqual(len(per_to), 200)
+        self.assertEqual(set(per_to.values()), {1})
+
+    def test_rate_limit_error_retried_and_permanent_failure(self):
+        tpl = self.template()
+        people = self.contacts(4)
+        self.fake.error(match={"path_regex": "/messages$"}, code=130429, http_status=429,
+                        count=3)
+        c = self.campaign(tpl)
+        self.admin("POST", "/api/v1/campaigns/%s/start" % c["id"])
+        done = self.wait_status(c["id"], "completed", timeout=60)
+        self.assertEqual(done["counters"]["sent"], 4)
+        calls = self.sends_to()
+        self.assertEqual(len(calls), 4 + 3)
+        # the first 3 calls were refused, so accepted = all calls minus them
+        accepted = collections.Counter(x["body"]["to"] for x in calls[3:])
+        self.assertEqual(sorted(accepted), sorted(p["phone"] for p in people))
+        self.assertEqual(set(accepted.values()), {1})
+        # a permanent error fails the recipient with Meta's code
+        self.fake.reset()
+        self.tag = "camp%d" % next(_seq)
+        self.contacts(1)
+        self.fake.error(match={"path_regex": "/messages$"}, code=131026, count=1)
+        c2 = self.campaign(tpl)
+        self.admin("POST", "/api/v1/campaigns/%s/start" % c2["id"])
+        done = self.wait_status(c2["id"], "completed", timeout=30)
+        self.assertEqual(done["counters"]["failed"], 1)
+        item = self.recipients(c2["id"])["items"][0]
+        self.assertEqual((item["status"], item["error_code"], item["attempts"]),
+                         ("failed", 131026, 1))
+        self.assertEqual(len(self.sends_to()), 1)
+
+    def test_pause_resume_cancel(self):
+        number = self.new_number(self.a)
+        self.srv.sql("UPDATE whatsapp_numbers SET throughput_mps = 10 WHERE id = '%s'"
+                     % number["id"])
+        tpl = self.template(number)
+        self.contacts(40)
+        c = self.campaign(tpl, number=number)
+        self.admin("POST", "/api/v1/campaigns/%s/start" % c["id"])
+        self.wait_for(lambda: len(self.sends_to(number)) >= 5, "first sends")
+        r = self.admin("POST", "/api/v1/campaigns/%s/pause" % c["id"])
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json()["status"], "paused")
+        time.sleep(1.0)
+        n = len(self.sends_to(number))
+        time.sleep(1.5)
+        self.assertEqual(len(self.sends_to(number)), n, "no sends while paused")
+        self.assertLess(n, 40)
+        r = self.admin("POST", "/api/v1/campaigns/%s/resume" % c["id"])
+        self.assertEqual(r.json()["status"], "running")
+        done = self.wait_status(c["id"], "completed", timeout=30)
+        self.assertEqual(done["counters"]["sent"], 40)
+        per_to = collections.Counter(x["body"]["to"] for x in self.sends_to(number))
+        self.assertEqual((len(per_to), set(per_to.values())), (40, {1}))
+        # cancel stops for good
+        self.fake.reset()
+        self.tag = "camp%d" % next(_seq)
+        self.contacts(40)
+        c2 = self.campaign(tpl, number=number)
+        self.admin("POST", "/api/v1/campaigns/%s/start" % c2["id"])
+        self.wait_for(lambda: len(self.sends_to(number)) >= 3, "first sends")
+        r = self.admin("POST", "/api/v1/campaigns/%s/cancel" % c2["id"])
+        self.assertEqual(r.json()["status"], "cancelled")
+        time.sleep(1.0)
+        n = len(self.sends_to(number))
+        time.sleep(1.0)
+        self.assertEqual(len(self.sends_to(number)), n)
+        k = self.get(c2["id"])["counters"]
+        self.assertEqual(k["queued"], 0)
+        self.assertEqual(k["sent"] + k["skipped"] + k["failed"], 40)
+        r = self.admin("POST", "/api/v1/campaigns/%s/resume" % c2["id"])
+        self.assertEqual(r.status, 409)
+
+    def test_zz_kill_9_mid_campaign_then_restart_sends_each_once(self):
+        number = self.new_number(self.a)
+        self.srv.sql("UPDATE whatsapp_numbers SET throughput_mps = 20 WHERE id = '%s'"
+                     % number["id"])
+        tpl = self.template(number)
+        self.contacts(40)
+        self.fake.control("POST", "/_fake/latency", {"ms": 300})
+        c = self.campaign(tpl, number=number)
+        self.admin("POST", "/api/v1/campaigns/%s/start" % c["id"])
+        self.wait_for(lambda: len(self.sends_to(number)) >= 15, "sends under way")
+        self.srv.proc.kill()
+        self.srv.proc.wait()
+        self.srv.proc = None
+        self.fake.control("POST", "/_fake/latency", {"ms": 0})
+        before = self.sends_to(number)
+        self.srv.start()
+        # Meta reports every message it accepted ("sent" status webhooks
+        # carrying biz_opaque_callback_data), also those whose answer died
+        # with the process.
+        ts = int(time.time())
+        for i, call in enumerate(before):
+            self.webhook({
+                "messaging_product": "whatsapp",
+                "metadata": {"display_phone_number": "15550783881",
+                             "phone_number_id": number["phone_number_id"]},
+                "statuses": [{"id": "wamid.K%d.%d" % (os.getpid(), next(_seq)),
+                              "status": "sent", "timestamp": str(ts),
+                              "recipient_id": call["body"]["to"],
+                              "biz_opaque_callback_data":
+                                  call["body"]["biz_opaque_callback_data"]}]})
+        done = self.wait_status(c["id"], "completed", timeout=60)
+        self.assertEqual(done["counters"]["sent"], 40)
+        per_to = collections.Counter(x["body"]["to"] for x in self.sends_to(number))
+        self.assertEqual(len(per_to), 40)
+        self.assertEqual(set(per_to.values()), {1}, "no recipient sent twice")
+
+    def test_other_tenant_gets_404(self):
+        tpl = self.template()
+        self.contacts(1)
+        c = self.campaign(tpl)
+        for method, suffix in (("GET", ""), ("POST", "/estimate"), ("POST", "/start"),
+                               ("POST", "/pause"), ("POST", "/resume"), ("POST", "/cancel"),
+                               ("GET", "/recipients"), ("GET", "/recipients?format=csv")):
+            r = self.call(method, "/api/v1/campaigns/%s%s" % (c["id"], suffix), tenant=self.b,
+                          role="org_admin")
+            self.assertEqual(r.status, 404, (method, suffix, r))
+        items = self.call("GET", "/api/v1/campaigns", tenant=self.b, role="viewer").json()
+        self.assertNotIn(c["id"], [i["id"] for i in items["items"]])
+        self.assertEqual(self.get(c["id"])["status"], "draft")
