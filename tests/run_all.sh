@@ -94,6 +94,9 @@ TAIL_PID=""
 on_signal() {
 	echo "run_all.sh: interrupted, stopping what it started" >&2
 	[[ -n "$CHILD_PID" ]] && kill -TERM "$CHILD_PID" 2>/dev/null
+	local pid
+	for pid in "${ENGINE_PID[@]}"; do kill -TERM "$pid" 2>/dev/null; done
+	for pid in "${ENGINE_PID[@]}"; do wait "$pid" 2>/dev/null; done
 	[[ -n "$CHILD_PID" ]] && wait "$CHILD_PID" 2>/dev/null
 	[[ -n "$TAIL_PID" ]] && kill -TERM "$TAIL_PID" 2>/dev/null
 	exit 130
@@ -170,25 +173,31 @@ run_unit_tests() {
 	fi
 }
 
-# Run tests/integration/run.py for one engine; its last
-# "N passed, M failed" line is the suite's result.
-run_integration() {
-	local engine="$1" out rc line passed failed
+# Start tests/integration/run.py for one engine in the background, its
+# output into $RUN_TMP/integration-ENGINE.out; sets ENGINE_PID[engine].
+# The engines run side by side: each suite spends most of its time waiting
+# on servers it started, so two suites share the two cores well.
+declare -A ENGINE_PID
+start_integration() {
+	local engine="$1" out
 	out="$RUN_TMP/integration-$engine.out"
-	say "== black-box tests, engine $engine"
 	: >"$out"
 	env PYTAKE_TEST_ENGINE="$engine" PYTAKE_TEST_PARENT_PID="$$" timeout -k 10 "$INTEGRATION_TIMEOUT" \
 		python3 -u "$ROOT/tests/integration/run.py" >"$out" 2>&1 </dev/null &
-	CHILD_PID=$!
-	# Show the suite's output, indented, as it goes; tail ends by itself
-	# (after printing the rest) once the suite's process is gone.
-	tail -n +1 -s 0.2 -f --pid="$CHILD_PID" "$out" | sed -u 's/^/   /' &
-	TAIL_PID=$!
+	ENGINE_PID[$engine]=$!
+}
+
+# Wait for one engine's suite, print its output (indented) and count its
+# last "N passed, M failed" line.
+finish_integration() {
+	local engine="$1" out rc line passed failed
+	out="$RUN_TMP/integration-$engine.out"
+	CHILD_PID="${ENGINE_PID[$engine]}"
 	wait "$CHILD_PID"
 	rc=$?
 	CHILD_PID=""
-	wait "$TAIL_PID" 2>/dev/null
-	TAIL_PID=""
+	say "== black-box tests, engine $engine"
+	sed 's/^/   /' "$out"
 	line="$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$out" | tail -n 1)"
 	if [[ -z "$line" ]]; then
 		broken "integration ($engine): no summary line (exit $rc)"
@@ -232,13 +241,19 @@ main() {
 
 	run_unit_tests
 
+	local started=()
 	if [[ -x "$BUILD_DIR/pytake" ]]; then
+		say "== black-box tests, engines: $ENGINES (side by side; output follows each)"
 		for engine in $ENGINES; do
 			if [[ "$engine" == postgresql && $services_ok -eq 0 ]]; then
 				broken "integration (postgresql): skipped, services did not start"
 				continue
 			fi
-			run_integration "$engine"
+			start_integration "$engine"
+			started+=("$engine")
+		done
+		for engine in "${started[@]}"; do
+			finish_integration "$engine"
 		done
 	fi
 
