@@ -5,6 +5,8 @@
 #   make asan           the same under AddressSanitizer + UBSan (build-asan/)
 #   make bench          release build (build-release/) + wrk against /health
 #   make fuzz           libFuzzer drivers (build-fuzz/), FUZZ_SECONDS each
+#   make valgrind       a subset of the black-box suite (SQLite) with the
+#                       server under valgrind memcheck (build-valgrind/)
 #   make clean          remove every build directory
 SHELL := /bin/bash
 .DEFAULT_GOAL := build
@@ -14,9 +16,13 @@ ASAN_DIR     ?= build-asan
 RELEASE_DIR  ?= build-release
 FUZZ_DIR     ?= build-fuzz
 FUZZ_SECONDS ?= 60
+VALGRIND_DIR ?= build-valgrind
+# Black-box test modules run by `make valgrind` (test id substrings).
+VALGRIND_TESTS ?= test_foundation test_auth test_users test_orgs test_contacts \
+	test_webhooks_ingest test_webhooks_process test_messages test_templates
 JOBS         ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: build run test asan bench fuzz clean
+.PHONY: build run test asan bench fuzz valgrind clean
 
 # $(call setup,DIR,MESON OPTIONS,ENV): `meson setup` only when DIR is not
 # configured yet (an existing build dir keeps its options).
@@ -87,8 +93,23 @@ fuzz:
 	echo "$$((ran - failed)) passed, $$failed failed"; \
 	[ $$ran -gt 0 ] && [ $$failed -eq 0 ]
 
+# The server runs under `valgrind --leak-check=full --error-exitcode=99
+# --errors-for-leak-kinds=definite` (tests/integration/harness.py,
+# PYTAKE_VALGRIND=1); a test whose server logged memcheck errors or definite
+# leaks fails with the report. Logs are kept in $(VALGRIND_DIR)/valgrind-logs/.
+valgrind:
+	@scripts/deps.sh test
+	@command -v valgrind >/dev/null || { echo "valgrind not installed"; exit 1; }
+	$(call setup,$(VALGRIND_DIR),--buildtype=debug)
+	@ninja -C $(VALGRIND_DIR) -j $(JOBS) pytake || $(BUILD_FAILED)
+	@rm -rf $(VALGRIND_DIR)/valgrind-logs
+	PYTAKE_BUILD_DIR=$(VALGRIND_DIR) PYTAKE_TEST_ENGINE=sqlite PYTAKE_VALGRIND=1 \
+		PYTAKE_VALGRIND_KEEP=$(CURDIR)/$(VALGRIND_DIR)/valgrind-logs \
+		PYTAKE_TEST_TIMEOUT_SCALE=10 \
+		python3 -u tests/integration/run.py $(addprefix -k ,$(VALGRIND_TESTS))
+
 clean:
-	rm -rf $(BUILD_DIR) $(ASAN_DIR) $(RELEASE_DIR) $(FUZZ_DIR)
+	rm -rf $(BUILD_DIR) $(ASAN_DIR) $(RELEASE_DIR) $(FUZZ_DIR) $(VALGRIND_DIR)
 
 # A literal comma for use inside $(call ...) arguments.
 , := ,

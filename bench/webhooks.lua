@@ -35,6 +35,15 @@ function init(args)
   idx = (id or 0) * 7919 % #reqs
 end
 
+-- PYTAKE_BENCH_DELAY_MS: pause per connection between requests (paced
+-- load for the sustained-rate run; wrk 4.1 has no -R).
+local pace = tonumber(os.getenv("PYTAKE_BENCH_DELAY_MS") or "")
+if pace and pace > 0 then
+  function delay()
+    return pace
+  end
+end
+
 function request()
   idx = idx % #reqs + 1
   return reqs[idx]

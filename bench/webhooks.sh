@@ -3,14 +3,21 @@
 # on SQLite and on a throwaway PostgreSQL (tests/lib/pg.sh).
 #
 # For each engine: migrate a fresh database, start `pytake serve` with
-# META_APP_SECRET set and HTTP_THREADS=${BENCH_HTTP_THREADS:-64} (handlers
-# block while their group commit runs, see src/meta/webhook_ingest.h),
+# META_APP_SECRET set (HTTP_THREADS=$BENCH_HTTP_THREADS when set, else the
+# server default; handlers defer their answer while the group commit runs,
+# see src/meta/webhook_ingest.h),
 # generate BENCH_BODIES (500) signed bodies with distinct wamids (python3
 # hmac; wrk's Lua has none), run
 #   wrk -t2 -c64 -d15s --latency -s bench/webhooks.lua http://127.0.0.1:PORT/webhooks/meta
-# while sampling the server's VmRSS/VmHWM every 0.5 s, then report the rows
-# stored and the processing lag: how long after wrk ends until no row is
-# left unprocessed (processed_at IS NULL), when a processor runs.
+# while sampling the server's VmRSS every 0.5 s (VmHWM is reset just before
+# wrk through /proc/PID/clear_refs, so it is the peak under load; the
+# start-up peak is printed apart), then report the rows stored, the server's
+# CPU time per 1000 requests (load-independent-ish) and the processing lag:
+# how long after wrk ends until no row is left unprocessed.
+# Then, unless BENCH_SUSTAINED=0, a paced run on a fresh server:
+# SUSTAINED_CONNECTIONS (20) connections each waiting SUSTAINED_DELAY_MS (3)
+# between requests for SUSTAINED_DURATION (20s), about 5,000/s, reading the
+# processor's pytake_webhook_processing_lag_seconds histogram afterwards.
 # Environment: WRK_THREADS (2), WRK_CONNECTIONS (64), WRK_DURATION (15s),
 # BENCH_ENGINES ("sqlite postgresql"), PYTAKE_BUILD_DIR (build-release).
 set -euo pipefail
@@ -94,7 +101,7 @@ count_sql() { # engine url query
 
 run_engine() {
 	local engine="$1" url
-	local dir="$TMP/$engine"
+	local dir="$TMP/$engine-$2"
 	mkdir -p "$dir/data"
 	if [[ "$engine" == sqlite ]]; then
 		url="sqlite:$dir/pytake.db"
@@ -109,7 +116,7 @@ run_engine() {
 		export PORT="$port" BIND_ADDRESS=127.0.0.1 DATABASE_URL="$url" \
 			DATA_DIR="$dir/data" ENVIRONMENT=development LOG_LEVEL=warn \
 			LOG_FORMAT=json RATE_LIMIT_ENABLED=false META_APP_SECRET="$SECRET" \
-			HTTP_THREADS="${BENCH_HTTP_THREADS:-64}"
+			${BENCH_HTTP_THREADS:+HTTP_THREADS="$BENCH_HTTP_THREADS"}
 		unset REDIS_URL JWT_SECRET_KEY ENCRYPTION_KEY
 		cd "$dir" && "$BUILD_DIR/pytake" migrate upgrade >"$dir/migrate.log" 2>&1
 		exec "$BUILD_DIR/pytake" serve </dev/null >"$dir/server.log" 2>&1
@@ -127,10 +134,26 @@ run_engine() {
 		done
 	) >"$dir/rss.log" &
 	SAMPLER_PID=$!
-	echo "== engine: $engine (HTTP_THREADS=${BENCH_HTTP_THREADS:-64})"
-	echo "command: wrk -t$THREADS -c$CONNS -d$DURATION --latency -s bench/webhooks.lua http://127.0.0.1:PORT/webhooks/meta"
-	wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s "$ROOT/bench/webhooks.lua" \
+	local conns="$CONNS" duration="$DURATION" phase="$2"
+	if [[ "$phase" == sustained ]]; then
+		conns="${SUSTAINED_CONNECTIONS:-20}"
+		duration="${SUSTAINED_DURATION:-20s}"
+		export PYTAKE_BENCH_DELAY_MS="${SUSTAINED_DELAY_MS:-3}"
+	else
+		unset PYTAKE_BENCH_DELAY_MS
+	fi
+	echo "== engine: $engine, $phase (HTTP_THREADS=${BENCH_HTTP_THREADS:-default})"
+	echo "startup peak: $(awk '/^VmHWM/ {printf "%.1f MB", $2/1024}' "/proc/$SERVER_PID/status")"
+	echo 5 >"/proc/$SERVER_PID/clear_refs" 2>/dev/null || echo "(cannot reset VmHWM)"
+	echo "command: ${PYTAKE_BENCH_DELAY_MS:+PYTAKE_BENCH_DELAY_MS=$PYTAKE_BENCH_DELAY_MS }wrk -t$THREADS -c$conns -d$duration --latency -s bench/webhooks.lua http://127.0.0.1:PORT/webhooks/meta"
+	local cpu0 cpu1
+	cpu0=$(awk '{print $14 + $15}' "/proc/$SERVER_PID/stat")
+	wrk -t"$THREADS" -c"$conns" -d"$duration" --latency -s "$ROOT/bench/webhooks.lua" \
 		"http://127.0.0.1:$port/webhooks/meta" | tee "$dir/wrk.out" | grep -E "SUMMARY|Latency|Requests/sec"
+	cpu1=$(awk '{print $14 + $15}' "/proc/$SERVER_PID/stat")
+	awk -v c="$((cpu1 - cpu0))" -v t="$(getconf CLK_TCK)" '/^SUMMARY/ {
+		split($0, a, "requests="); printf "server CPU: %.1f s, %.1f ms per 1000 requests\n", c / t, c / t * 1e6 / a[2] }' "$dir/wrk.out"
+	echo "peak under load: $(awk '/^VmHWM/ {printf "%.1f MB", $2/1024}' "/proc/$SERVER_PID/status")"
 	local t_end rows pending lag
 	t_end=$(date +%s.%N)
 	rows="$(count_sql "$engine" "$url" "SELECT COUNT(*) FROM webhook_events")"
@@ -143,7 +166,15 @@ run_engine() {
 	done
 	lag=$(python3 -c "import time,sys; print('%.1f' % (time.time() - float(sys.argv[1])))" "$t_end")
 	echo "processing drained after wrk: ${lag}s (unprocessed now: $pending)"
-	awk '{for (i = 1; i < NF; i += 2) if ($(i+1) + 0 > max[$i]) max[$i] = $(i+1)} END {printf "server memory: max VmRSS %.1f MB, VmHWM %.1f MB\n", max["VmRSS:"]/1024, max["VmHWM:"]/1024}' "$dir/rss.log"
+	curl -fsS "http://127.0.0.1:$port/metrics" 2>/dev/null | awk '
+		/^pytake_webhook_processing_lag_seconds_bucket\{le="1"\}/ { le1 = $2 }
+		/^pytake_webhook_processing_lag_seconds_bucket\{le="0.25"\}/ { le025 = $2 }
+		/^pytake_webhook_processing_lag_seconds_count/ { n = $2 }
+		/^pytake_webhook_ingest_batches_total/ { b = $2 }
+		/^pytake_webhook_events_received_total/ { r += $2 }
+		END { if (n > 0) printf "processing lag: %d events, %.2f%% <= 0.25 s, %.2f%% <= 1 s\n", n, 100 * le025 / n, 100 * le1 / n;
+		      if (b > 0) printf "group commit: %d batches, %.1f rows per batch\n", b, r / b }' 
+	awk '{for (i = 1; i < NF; i += 2) if ($(i+1) + 0 > max[$i]) max[$i] = $(i+1)} END {printf "server memory: max VmRSS sampled %.1f MB\n", max["VmRSS:"]/1024}' "$dir/rss.log"
 	stop_server
 	if [[ "$engine" != sqlite ]]; then
 		pg_stop
@@ -154,5 +185,8 @@ echo "date:    $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo "commit:  $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
 echo "cores:   $(nproc); load: $(cut -d' ' -f1-3 /proc/loadavg)"
 for e in $ENGINES; do
-	run_engine "$e"
+	run_engine "$e" burst
+	if [[ "${BENCH_SUSTAINED:-1}" != 0 ]]; then
+		run_engine "$e" sustained
+	fi
 done

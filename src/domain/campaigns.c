@@ -734,7 +734,7 @@ int campaigns_recipients(struct db_conn *c, const char *org_id, const char *id,
 			 " FROM campaign_recipients r LEFT JOIN messages m ON m.id = r.message_id"
 			 " WHERE r.organization_id = $1 AND r.campaign_id = $2"
 			 " AND (r.created_at, r.id) < ($3, $4)"
-			 " AND ($6 IS NULL OR " FURTHEST " = $6)"
+			 " AND (CAST($6 AS TEXT) IS NULL OR " FURTHEST " = CAST($6 AS TEXT))"
 			 " ORDER BY r.created_at DESC, r.id DESC LIMIT $5",
 			 p, 6, &r, NULL);
 #undef FURTHEST

@@ -32,6 +32,13 @@ int64_t dispatch_interval_us(int mps, bool slowed)
 	return slowed ? 2 * i : i;
 }
 
+int64_t dispatch_slot_interval_us(int mps, bool slowed, int64_t late_us)
+{
+	int64_t m = mps < 1 ? 1 : mps;
+	int64_t i = (INT64_C(1000000) + (late_us > 0 ? late_us : 0)) / m + 1;
+	return slowed ? 2 * i : i;
+}
+
 void dispatch_pace_take(int64_t next_slot_at, int64_t now, int want, int64_t interval_us,
 			int64_t horizon_us, struct dispatch_grant *out)
 {
@@ -101,7 +108,9 @@ struct dispatcher {
 	struct job *queued;        /* claimed, waiting for their slot (start_at order not kept) */
 	struct job *inflight;
 	struct job *done;
+	struct job *released;      /* claimed, never started: given back at the next flush */
 	int nqueued, ninflight;
+	uint64_t nlate;            /* jobs given back for a missed slot */
 	struct running *run;
 	int nrun;
 	int64_t next_housekeeping;
@@ -382,11 +391,13 @@ static int claim_fn(struct db_conn *c, void *ctx)
 	rc = send_ctx_load(c, t, &s);
 	if (rc != 0)
 		goto out;
-	interval = dispatch_interval_us(s.num.throughput_mps, slow > t->now);
+	interval = dispatch_slot_interval_us(s.num.throughput_mps, slow > t->now,
+					     DISPATCH_LATE_US);
 	/* a horizon's worth of this number's rate per claim, at least one */
 	int by_rate = (int)(DISPATCH_HORIZON_US / interval);
 	int want = t->want < by_rate ? t->want : by_rate;
-	dispatch_pace_take(next, t->now, want < 1 ? 1 : want, interval, DISPATCH_HORIZON_US, &g);
+	dispatch_pace_take(next, t->now + DISPATCH_LEAD_US, want < 1 ? 1 : want, interval,
+			   DISPATCH_HORIZON_US, &g);
 	if (g.granted == 0)
 		goto out;
 	int64_t expires = t->now + DISPATCH_CLAIM_TTL_US;
@@ -489,19 +500,23 @@ static void start_job(struct dispatcher *d, struct job *j)
 	d->ninflight++;
 }
 
-/* Start queued jobs whose slot came; drop those of campaigns no longer
- * running into *released. Returns the earliest future start (0: none). */
-static int64_t start_due(struct dispatcher *d, int64_t now, struct job **released)
+/* Start queued jobs whose slot came; give back (d->released) those of
+ * campaigns no longer running and those that missed their slot by more
+ * than DISPATCH_LATE_US. Returns the earliest future start (0: none). */
+static int64_t start_due(struct dispatcher *d, int64_t now)
 {
 	struct job **pp = &d->queued;
 	int64_t earliest = 0;
 	while (*pp) {
 		struct job *j = *pp;
-		if (!campaign_running(d, j->campaign_id)) {
+		bool late = now - j->start_at > DISPATCH_LATE_US;
+		if (!campaign_running(d, j->campaign_id) || late) {
 			*pp = j->next;
 			d->nqueued--;
-			j->next = *released;
-			*released = j;
+			j->next = d->released;
+			d->released = j;
+			if (late)
+				d->nlate++;
 		} else if (j->start_at <= now) {
 			*pp = j->next;
 			d->nqueued--;
@@ -659,10 +674,12 @@ static int record_fn(struct db_conn *c, void *ctx)
 	return rc;
 }
 
-static void flush(struct dispatcher *d, struct job *released)
+static void flush(struct dispatcher *d)
 {
+	struct job *released = d->released;
 	if (d->done == NULL && released == NULL)
 		return;
+	d->released = NULL;
 	struct record_tx t = { .d = d, .jobs = d->done, .released = released };
 	int rc = db_tx(d->app->db, true, record_fn, &t);
 	if (rc != 0)
@@ -742,6 +759,18 @@ static int housekeeping_fn(struct db_conn *c, void *ctx)
 
 /* ---- the loop ------------------------------------------------------------------------- */
 
+/* Start what is due and push the transfers on; returns the earliest
+ * future start (0: none). Called between the loop's database steps so a
+ * slow transaction delays starts as little as possible. */
+static int64_t kick(struct dispatcher *d)
+{
+	int running = 0;
+	int64_t earliest = start_due(d, time_now_us());
+	(void)curl_multi_perform(d->multi, &running);
+	collect_done(d);
+	return earliest;
+}
+
 static void loop_once(struct dispatcher *d)
 {
 	int64_t now = time_now_us();
@@ -749,18 +778,18 @@ static void loop_once(struct dispatcher *d)
 		if (db_tx(d->app->db, true, housekeeping_fn, d) != 0)
 			log_msg(LOG_WARN, "dispatcher: housekeeping failed");
 		d->next_housekeeping = now + 250000;
+		(void)kick(d);
 	}
 	if (db_tx(d->app->db, false, running_fn, d) != 0)
 		log_msg(LOG_WARN, "dispatcher: cannot read running campaigns");
+	(void)kick(d);
 	if (!atomic_load(&d->stop))
-		for (int i = 0; i < d->nrun; i++)
+		for (int i = 0; i < d->nrun; i++) {
 			claim_for(d, &d->run[i]);
-	struct job *released = NULL;
-	int64_t earliest = start_due(d, time_now_us(), &released);
-	int running = 0;
-	(void)curl_multi_perform(d->multi, &running);
-	collect_done(d);
-	flush(d, released);
+			(void)kick(d);
+		}
+	flush(d);
+	int64_t earliest = kick(d);
 	int timeout_ms = d->nrun > 0 ? 20 : 100;
 	if (earliest > 0) {
 		int64_t wait = (earliest - time_now_us()) / 1000;
@@ -769,9 +798,8 @@ static void loop_once(struct dispatcher *d)
 	}
 	if (d->ninflight > 0 || timeout_ms > 0)
 		(void)curl_multi_poll(d->multi, NULL, 0, timeout_ms, NULL);
-	(void)curl_multi_perform(d->multi, &running);
-	collect_done(d);
-	flush(d, NULL);
+	(void)kick(d);
+	flush(d);
 }
 
 static void *dispatcher_main(void *arg)
@@ -780,17 +808,21 @@ static void *dispatcher_main(void *arg)
 	while (!atomic_load(&d->stop))
 		loop_once(d);
 	/* give back what never started; let in-flight requests finish */
-	struct job *released = d->queued;
-	d->queued = NULL;
+	while (d->queued) {
+		struct job *j = d->queued;
+		d->queued = j->next;
+		j->next = d->released;
+		d->released = j;
+	}
 	d->nqueued = 0;
-	flush(d, released);
+	flush(d);
 	int64_t deadline = time_now_us() + DISPATCH_REQUEST_TIMEOUT_MS * 1000 + 1000000;
 	while (d->ninflight > 0 && time_now_us() < deadline) {
 		int running = 0;
 		(void)curl_multi_poll(d->multi, NULL, 0, 50, NULL);
 		(void)curl_multi_perform(d->multi, &running);
 		collect_done(d);
-		flush(d, NULL);
+		flush(d);
 	}
 	return NULL;
 }
@@ -836,6 +868,8 @@ void dispatcher_stop(struct dispatcher *d)
 		job_free(j);
 	}
 	jobs_free_list(d->queued);
+	jobs_free_list(d->released);
+	jobs_free_list(d->done);
 	curl_multi_cleanup(d->multi);
 	free(d->run);
 	free(d);

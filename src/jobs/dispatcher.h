@@ -25,9 +25,19 @@
  *   them the start times t0, t0 + I, ..., t0 + (k-1) I with t0 =
  *   max(now, next_slot_at), I = ceil(1 s / mps), and sets next_slot_at =
  *   t0 + k I. The process starts each request at its slot, so sends are
- *   spaced evenly and no 1-second window holds more than mps (+1) starts,
- *   across all processes. No claim is made while next_slot_at is more than
- *   DISPATCH_HORIZON_US ahead (nobody books far into the future).
+ *   spaced evenly across all processes. No claim is made while
+ *   next_slot_at is more than DISPATCH_HORIZON_US ahead (nobody books far
+ *   into the future).
+ *   Lateness: a loop busy in the database starts a job after its slot;
+ *   late jobs then bunch with on-time ones. So (a) a job not started
+ *   within DISPATCH_LATE_US of its slot is not started at all: it goes
+ *   back to 'pending' (attempt not counted) and gets a new slot; (b) I
+ *   leaves room for that lateness: I = floor((1 s + LATE) / mps) + 1
+ *   (dispatch_slot_interval_us), so a 1-second window, which holds the
+ *   starts of slots in a (1 s + LATE) span, never holds more than mps
+ *   starts (1000 mps -> 994/s sustained); (c) slots start DISPATCH_LEAD_US
+ *   after the claim, so the claim's own transaction does not make them
+ *   late; (d) the loop starts due requests between its database steps.
  *   AIMD: a 130429 from Meta sets slow_until = now + DISPATCH_SLOW_US, and
  *   until then I doubles (the number's rate is halved); it recovers when
  *   the period ends.
@@ -82,6 +92,8 @@ struct dispatcher;
 #define DISPATCH_SLOW_US INT64_C(5000000)    /* halved rate after a 130429 */
 #define DISPATCH_BACKOFF_BASE_US INT64_C(500000)
 #define DISPATCH_BACKOFF_MAX_US INT64_C(30000000)
+#define DISPATCH_LATE_US INT64_C(5000)       /* a slot missed by more is given back */
+#define DISPATCH_LEAD_US INT64_C(3000)       /* first slot of a claim: now + lead */
 
 /* Start the dispatcher thread over app (its db, cfg and graph must
  * outlive it). 0, or -1 when the thread or memory could not be made. */
@@ -95,6 +107,11 @@ void dispatcher_stop(struct dispatcher *d);
 
 /* 1 s / mps rounded up, doubled when slowed; mps < 1 counts as 1. */
 int64_t dispatch_interval_us(int mps, bool slowed);
+/* The slot interval the dispatcher books: floor((1 s + late_us) / mps) + 1
+ * (so starts up to late_us after their slots still put at most mps in any
+ * 1-second window), doubled when slowed; mps < 1 counts as 1, late_us < 0
+ * as 0. */
+int64_t dispatch_slot_interval_us(int mps, bool slowed, int64_t late_us);
 
 struct dispatch_grant {
 	int granted;          /* sends granted (<= want) */

@@ -62,9 +62,8 @@ void webhook_event_array_free(struct webhook_event *evs, size_t n);
 
 /* ---- ingestion ---------------------------------------------------------- */
 
-/* Insert n raw events in ONE statement round (PostgreSQL: multi-row
- * INSERT; SQLite: a prepared insert per row) on c, which must be inside a
- * transaction the caller commits. ids_out (may be NULL) gets each row's id
+/* Insert n raw events with multi-row INSERTs (power-of-two chunks) on c,
+ * which must be inside a transaction the caller commits. ids_out (may be NULL) gets each row's id
  * in order. 0 or a db_status (the caller rolls back; nothing is stored). */
 int webhook_store_insert_batch(struct db_conn *c, const struct webhook_raw *rows,
 			       size_t n, int64_t *ids_out)

@@ -26,8 +26,12 @@ Control API (not recorded in the call log):
          answers those bytes (repeated raw_body_repeat times) verbatim;
          with neither it only adds latency_ms before the normal answer.
   POST /_fake/latency    {"ms": N}     latency added to every Graph request
-  GET  /_fake/calls      [{method, path, query, headers, body}] (body is
-                         the parsed JSON, or the raw text when not JSON)
+  GET  /_fake/calls      [{method, path, query, headers, body, ts, status,
+                          wamid}] (body is the parsed JSON, or the raw text
+                         when not JSON; ts = wall-clock seconds (float) when
+                         the request arrived; status = the HTTP status
+                         answered, wamid = the message id a 200 to
+                         /messages returned; both null until answered)
   POST /_fake/reset      clears rules, latency, call log and templates
   POST /_fake/templates  {"waba_id", "templates": [...], "page_size"?,
                           "next_base"?}  seeds what list returns (replaces);
@@ -243,13 +247,29 @@ class Handler(BaseHTTPRequestHandler):
             body = json.loads(raw) if raw else None
         except ValueError:
             body = raw.decode("utf-8", "replace")
+        # Every key exists from the start: the answer only assigns values,
+        # so /_fake/calls can serialise the dict while it is answered.
         call = {"method": method, "path": path, "query": query,
-                "headers": dict(self.headers.items()), "body": body}
+                "headers": dict(self.headers.items()), "body": body,
+                "ts": time.time(), "status": None, "wamid": None}
         with STATE.lock:
             STATE.calls.append(call)
+        return call
+
+    @staticmethod
+    def answered(call, status, obj=None):
+        """Note the answer in the call log entry."""
+        wamid = None
+        if status == 200 and isinstance(obj, dict):
+            msgs = obj.get("messages")
+            if isinstance(msgs, list) and msgs and isinstance(msgs[0], dict):
+                wamid = msgs[0].get("id")
+        with STATE.lock:
+            call["wamid"] = wamid
+            call["status"] = status
 
     def graph(self, method, path, query, raw):
-        self.record(method, path, query, raw)
+        call = self.record(method, path, query, raw)
         delay = STATE.latency_ms
         rule = STATE.take_rule(method, path)
         if rule is not None:
@@ -258,6 +278,7 @@ class Handler(BaseHTTPRequestHandler):
             time.sleep(delay / 1000.0)
         if rule is not None and "raw_body" in rule:
             data = str(rule["raw_body"]).encode() * int(rule.get("raw_body_repeat") or 1)
+            self.answered(call, int(rule.get("http_status") or 500))
             self.send_bytes(int(rule.get("http_status") or 500), data,
                             rule.get("content_type", "text/html; charset=UTF-8"))
             return
@@ -266,13 +287,16 @@ class Handler(BaseHTTPRequestHandler):
                                      int(rule.get("http_status") or 400), rule.get("subcode"),
                                      rule.get("type", "OAuthException"),
                                      rule.get("fbtrace_id"), rule.get("details"))
+            self.answered(call, status)
             self.send_json(status, obj)
             return
         auth = self.headers.get("Authorization", "")
         if not auth.startswith("Bearer ") or len(auth) <= len("Bearer "):
+            self.answered(call, 401)
             self.send_json(*meta_error(190, http_status=401))
             return
         status, obj = self.route(method, VERSION_RE.sub("", path), query, raw)
+        self.answered(call, status, obj)
         self.send_json(status, obj)
 
     def route(self, method, path, query, raw):

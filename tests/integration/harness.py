@@ -68,6 +68,46 @@ def sanitizer_report(text):
     return text[max(0, m.start() - 200):m.start() + 4000] if m else None
 
 
+def valgrind_enabled():
+    return os.environ.get("PYTAKE_VALGRIND", "") not in ("", "0")
+
+
+def valgrind_command(tmpdir):
+    """The valgrind prefix for `pytake serve` when PYTAKE_VALGRIND=1 (make
+    valgrind), else []. One log per process in tmpdir/valgrind.PID.log."""
+    if not valgrind_enabled():
+        return []
+    return ["valgrind", "--tool=memcheck", "--leak-check=full", "--error-exitcode=99",
+            "--errors-for-leak-kinds=definite", "--show-leak-kinds=definite",
+            "--num-callers=30", "--track-fds=no",
+            "--log-file=" + os.path.join(tmpdir, "valgrind.%p.log")]
+
+
+# "ERROR SUMMARY: N errors" with N > 0, or definite leaks, in a memcheck log.
+VALGRIND_BAD_RE = re.compile(r"ERROR SUMMARY: [1-9]\d* errors|definitely lost: [1-9]")
+
+
+def valgrind_report(tmpdir):
+    """The text of every valgrind log in tmpdir that reports errors or
+    definite leaks (also copied under PYTAKE_VALGRIND_KEEP when set), or None."""
+    if not valgrind_enabled() or not tmpdir or not os.path.isdir(tmpdir):
+        return None
+    bad = []
+    for name in sorted(os.listdir(tmpdir)):
+        if not (name.startswith("valgrind.") and name.endswith(".log")):
+            continue
+        with open(os.path.join(tmpdir, name), "r", encoding="utf-8", errors="replace") as f:
+            text = f.read()
+        keep = os.environ.get("PYTAKE_VALGRIND_KEEP")
+        if keep:
+            os.makedirs(keep, exist_ok=True)
+            shutil.copy(os.path.join(tmpdir, name),
+                        os.path.join(keep, os.path.basename(tmpdir) + "-" + name))
+        if VALGRIND_BAD_RE.search(text):
+            bad.append("==== %s\n%s" % (name, text[-12000:]))
+    return "valgrind:\n" + "\n".join(bad) if bad else None
+
+
 def timeout_scale():
     """Multiplier for every wait (PYTAKE_TEST_TIMEOUT_SCALE, e.g. 3 under ASan)."""
     try:
@@ -299,12 +339,15 @@ class Server:
             raise HarnessError("pytake migrate upgrade failed (%d): %s%s" % (rc, out, err))
 
     def spawn(self):
-        """Start `pytake serve` without waiting for it (stderr to log_path)."""
+        """Start `pytake serve` without waiting for it (stderr to log_path).
+        With PYTAKE_VALGRIND=1 it runs under valgrind memcheck (see
+        valgrind_command()); close() then fails on definite leaks or errors."""
         if self.proc is not None and self.proc.poll() is None:
             raise HarnessError("server already running")
         self.returncode = None
         with open(self.log_path, "ab") as log, open(self.stdout_path, "ab") as out:
-            self.proc = subprocess.Popen([self.binary, "serve"], env=self.env, cwd=self.tmpdir,
+            self.proc = subprocess.Popen(valgrind_command(self.tmpdir) + [self.binary, "serve"],
+                                         env=self.env, cwd=self.tmpdir,
                                          stdin=subprocess.DEVNULL, stdout=out, stderr=log)
         return self.proc
 
@@ -385,7 +428,7 @@ class Server:
         report = None
         try:
             self.stop()
-            report = sanitizer_report(self.log_text())
+            report = sanitizer_report(self.log_text()) or valgrind_report(self.tmpdir)
         finally:
             if self.pg_dbname:
                 try:

@@ -233,6 +233,12 @@ ROLE_ROUTES = [
     ("DELETE", "/api/v1/contacts/{victim_contact_id}", None, "agent"),
     ("POST", "/api/v1/contacts/{contact_id}/opt-out", None, "agent"),
     ("POST", "/api/v1/contacts/{contact_id}/opt-in", None, "agent"),
+    # costs: reads for every role (summary without dates is 422), the budget
+    # org_admin (PUT {} is 422); no ids: tenancy is checked in test_costs.py
+    ("GET", "/api/v1/costs/summary", None, "viewer"),
+    ("GET", "/api/v1/costs/budget", None, "viewer"),
+    ("PUT", "/api/v1/costs/budget", {}, "org_admin"),
+    ("GET", "/api/v1/costs/alerts", None, "viewer"),
 ]
 
 
