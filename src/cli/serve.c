@@ -13,6 +13,7 @@
 #include "auth/password.h"
 #include "core/metrics.h"
 #include "db/migrate.h"
+#include "domain/costs.h"
 #include "http/http.h"
 #include "jobs/dispatcher.h"
 #include "jobs/webhook_processor.h"
@@ -123,7 +124,7 @@ int cmd_serve(int argc, char **argv)
 	}
 	app.metrics = metrics_new();
 	am = api_metrics_new(app.metrics, &app);
-	if (am == NULL) {
+	if (am == NULL || costs_metrics_register(app.metrics) != 0) {
 		cli_fail("cannot set up the metrics registry (out of memory)");
 		goto out;
 	}
