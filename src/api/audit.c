@@ -62,6 +62,19 @@ static void time_filter(struct http_request *req, struct json_check *chk, const 
 	*has = true;
 }
 
+/* A text filter must be valid UTF-8 (PostgreSQL refuses anything else with
+ * an error, which must be a 422 here, not a 500). */
+static void text_filter(struct json_check *chk, const char *name, const char *s)
+{
+	json_t *v;
+	if (!s)
+		return;
+	v = json_string(s);
+	if (!v)
+		json_check_rule(chk, name, "must be valid UTF-8 text");
+	json_decref(v);
+}
+
 /* Read the filters; false after answering 422. */
 static bool parse_filter(struct http_request *req, struct http_response *res,
 			 struct audit_filter *f)
@@ -73,6 +86,9 @@ static bool parse_filter(struct http_request *req, struct http_response *res,
 	f->user_id = http_query(req, "user_id");
 	if (f->user_id && !uuid_is_valid(f->user_id))
 		json_check_rule(&chk, "user_id", "must be a UUID");
+	text_filter(&chk, "table_name", f->table_name);
+	text_filter(&chk, "action", f->action);
+	text_filter(&chk, "record_id", f->record_id);
 	time_filter(req, &chk, "from", &f->has_from, &f->from_us);
 	time_filter(req, &chk, "to", &f->has_to, &f->to_us);
 	if (!api_query_check_passed(res, &chk))

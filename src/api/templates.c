@@ -289,6 +289,15 @@ static json_t *list_render(void *arg, int i, int64_t *at, const char **id)
 	return template_json(&t->rows[i]);
 }
 
+/* True when s is valid UTF-8 text (PostgreSQL refuses anything else with an
+ * error, which must be a 422 here, not a 500). */
+static bool filter_text_ok(const char *s)
+{
+	json_t *v = json_string(s);
+	json_decref(v);
+	return v != NULL;
+}
+
 /* Read the filters; false after answering 422. */
 static bool parse_filters(struct http_request *req, struct http_response *res,
 			  struct template_filter *f)
@@ -305,6 +314,10 @@ static bool parse_filters(struct http_request *req, struct http_response *res,
 	if (f->category && !templates_category_valid(f->category))
 		json_check_rule(&chk, "category",
 				"must be one of MARKETING, UTILITY, AUTHENTICATION");
+	if (f->name && !filter_text_ok(f->name))
+		json_check_rule(&chk, "name", "must be valid UTF-8 text");
+	if (f->language && !filter_text_ok(f->language))
+		json_check_rule(&chk, "language", "must be valid UTF-8 text");
 	if (f->number_id && !uuid_is_valid(f->number_id))
 		json_check_rule(&chk, "whatsapp_number_id", "must be a UUID");
 	return api_query_check_passed(res, &chk);

@@ -10,6 +10,7 @@
 #include "core/str.h"
 #include "core/timeutil.h"
 #include "core/uuid.h"
+#include "domain/costs.h"
 #include "domain/numbers.h"
 #include "domain/pricing.h"
 #include "domain/templates.h"
@@ -494,18 +495,12 @@ int campaigns_estimate(struct db_conn *c, const struct pricing_card *card, const
 
 /* ---- start / transitions ---------------------------------------------------- */
 
-/* COSTS HOOK: the org's remaining monthly budget (micro-units) into
- * *remaining; false when the org has none (no limit). The costs module
- * (org monthly budgets, API.md "Costs") is not in the tree yet: when it
- * lands, read its budget and month-to-date spend here. */
-static bool org_budget_remaining(struct db_conn *c, const char *org_id, int64_t now,
-				 int64_t *remaining)
+/* The org's remaining monthly budget (costs module, API.md "Costs"):
+ * *limited = false when the org has no budget. DB_OK or a db_status. */
+static int org_budget_remaining(struct db_conn *c, const char *org_id, int64_t now,
+				int64_t *remaining, bool *limited)
 {
-	(void)c;
-	(void)org_id;
-	(void)now;
-	(void)remaining;
-	return false;
+	return costs_remaining_budget(c, org_id, now, remaining, limited);
 }
 
 static int insert_recipients(struct db_conn *c, const char *org_id, const char *campaign_id,
@@ -555,7 +550,13 @@ static int start_checks(struct db_conn *c, const char *org_id, const struct camp
 	if (cp->has_budget && est->amount > cp->budget_limit)
 		return CAMPAIGNS_BUDGET_EXCEEDED;
 	int64_t remaining = 0;
-	if (org_budget_remaining(c, org_id, now, &remaining) && est->amount > remaining)
+	bool limited = false;
+	rc = org_budget_remaining(c, org_id, now, &remaining, &limited);
+	if (rc != DB_OK)
+		return rc;
+	if (limited && est->unpriced > 0)
+		return CAMPAIGNS_NO_RATE;
+	if (limited && est->amount > remaining)
 		return CAMPAIGNS_BUDGET_EXCEEDED;
 	return 0;
 }

@@ -21,7 +21,7 @@
  *   phone are 'skipped', the others 'pending'. The estimate is computed
  *   from the same audience and the rate card in force now; start refuses
  *   (CAMPAIGNS_BUDGET_EXCEEDED) when it exceeds budget_limit or the org's
- *   remaining monthly budget (see "COSTS HOOK" in campaigns.c).
+ *   remaining monthly budget (costs_remaining_budget, domain/costs.h).
  * - Counters are DERIVED (campaigns_counters): recipients joined with
  *   their message rows, which the webhook processor moves forward, so
  *   they cannot drift from the status webhooks. Each recipient counts

@@ -12,6 +12,7 @@
 #include "core/crypto.h"
 #include "core/json.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/str.h"
 #include "core/timeutil.h"
 #include "domain/campaigns.h"
@@ -111,6 +112,9 @@ struct dispatcher {
 	struct job *released;      /* claimed, never started: given back at the next flush */
 	int nqueued, ninflight;
 	uint64_t nlate;            /* jobs given back for a missed slot */
+	/* metrics (NULL when the app has no registry: every update is a no-op) */
+	struct metric_family *m_sends, *m_retries, *m_failures, *m_missed;
+	struct metric_series *m_inflight;
 	struct running *run;
 	int nrun;
 	int64_t next_housekeeping;
@@ -515,8 +519,10 @@ static int64_t start_due(struct dispatcher *d, int64_t now)
 			d->nqueued--;
 			j->next = d->released;
 			d->released = j;
-			if (late)
+			if (late) {
 				d->nlate++;
+				metrics_inc(d->m_missed, (const char *const[]){ j->number_id }, 1);
+			}
 		} else if (j->start_at <= now) {
 			*pp = j->next;
 			d->nqueued--;
@@ -674,12 +680,29 @@ static int record_fn(struct db_conn *c, void *ctx)
 	return rc;
 }
 
+/* Count the outcomes about to be recorded (once per finished request). */
+static void count_outcomes(struct dispatcher *d)
+{
+	int max = d->app->cfg->campaign_max_attempts;
+	for (const struct job *j = d->done; j; j = j->next) {
+		const char *const lv[] = { j->number_id };
+		enum dispatch_outcome o = j->rc == GRAPH_ERR_INVALID
+						  ? DISPATCH_FAIL
+						  : dispatch_classify(j->rc, &j->err, j->attempts, max);
+		metrics_inc(o == DISPATCH_SENT	  ? d->m_sends
+			    : o == DISPATCH_RETRY ? d->m_retries
+						  : d->m_failures,
+			    lv, 1);
+	}
+}
+
 static void flush(struct dispatcher *d)
 {
 	struct job *released = d->released;
 	if (d->done == NULL && released == NULL)
 		return;
 	d->released = NULL;
+	count_outcomes(d);
 	struct record_tx t = { .d = d, .jobs = d->done, .released = released };
 	int rc = db_tx(d->app->db, true, record_fn, &t);
 	if (rc != 0)
@@ -768,6 +791,7 @@ static int64_t kick(struct dispatcher *d)
 	int64_t earliest = start_due(d, time_now_us());
 	(void)curl_multi_perform(d->multi, &running);
 	collect_done(d);
+	metrics_set(d->m_inflight, d->ninflight);
 	return earliest;
 }
 
@@ -827,12 +851,41 @@ static void *dispatcher_main(void *arg)
 	return NULL;
 }
 
+/* Register the dispatcher's families in the app's registry (none without
+ * one). A family that cannot be registered (out of memory, or a second
+ * dispatcher on the same registry) stays NULL: its updates are no-ops. */
+static void metrics_register(struct dispatcher *d, struct metrics *m)
+{
+	static const char *const by_number[] = { "number" };
+	if (m == NULL)
+		return;
+	d->m_sends = metrics_counter_new(m, "pytake_dispatcher_sends_total",
+					 "Campaign sends Meta accepted, by WhatsApp number id.", 1,
+					 by_number);
+	d->m_retries = metrics_counter_new(
+		m, "pytake_dispatcher_retries_total",
+		"Campaign sends refused with a transient error and retried later, by number id.", 1,
+		by_number);
+	d->m_failures = metrics_counter_new(
+		m, "pytake_dispatcher_failures_total",
+		"Campaign recipients failed (permanent error or attempts exhausted), by number id.",
+		1, by_number);
+	d->m_missed = metrics_counter_new(
+		m, "pytake_dispatcher_slots_missed_total",
+		"Claimed sends not started within their pacing slot and given back, by number id.",
+		1, by_number);
+	struct metric_family *g = metrics_gauge_new(
+		m, "pytake_dispatcher_inflight", "Campaign requests to Meta in flight.", 0, NULL);
+	d->m_inflight = g ? metrics_series(g, NULL) : NULL;
+}
+
 int dispatcher_start(struct app *app, struct dispatcher **out)
 {
 	struct dispatcher *d = calloc(1, sizeof *d);
 	if (d == NULL)
 		return -1;
 	d->app = app;
+	metrics_register(d, app->metrics);
 	atomic_init(&d->stop, false);
 	char rnd[20];
 	if (crypto_token(rnd, sizeof rnd, 8) != 0)

@@ -20,9 +20,12 @@ import os
 import threading
 import time
 
+import re
+import unittest
+
 import tenancy
-from harness import timeout_scale
-from test_messages import InboxCase
+from harness import Server, timeout_scale
+from test_messages import APP_SECRET, InboxCase
 
 _seq = itertools.count(1)
 
@@ -393,6 +396,69 @@ class CampaignsTest(InboxCase):
         per_to = collections.Counter(x["body"]["to"] for x in self.sends_to(number))
         self.assertEqual(len(per_to), 40)
         self.assertEqual(set(per_to.values()), {1}, "no recipient sent twice")
+
+    def metric(self, srv, name, number):
+        """The value of a dispatcher counter for number on srv's /metrics."""
+        r = srv.request("GET", "/metrics")
+        self.assertEqual(r.status, 200, r)
+        m = re.search(r'^%s\{number="%s"\} (\d+)$' % (name, number["id"]), r.text, re.M)
+        return int(m.group(1)) if m else 0
+
+    @unittest.skipUnless(os.environ.get("PYTAKE_TEST_ENGINE") == "postgresql",
+                         "several processes share a database on PostgreSQL only")
+    def test_zz_two_processes_share_a_campaign(self):
+        """Two `pytake serve` on one PostgreSQL database dispatch the same
+        campaign: every recipient accepted exactly once, both processes
+        sent, and the number's rate held across both (the fake's arrival
+        timestamps: never more than throughput_mps + 1 in any 1 s window)."""
+        mps, n = 60, 300
+        number = self.new_number(self.a)
+        self.srv.sql("UPDATE whatsapp_numbers SET throughput_mps = %d WHERE id = '%s'"
+                     % (mps, number["id"]))
+        tpl = self.template(number)
+        self.contacts(n)
+        # Meta answering in 100 ms: each process keeps ~6 requests in flight
+        self.fake.control("POST", "/_fake/latency", {"ms": 100})
+        with open(os.path.join(self.srv.data_dir, "encryption.key")) as f:
+            key = f.read().strip()
+        env = {k: v for k, v in self.srv.env.items() if k not in ("PORT", "DATA_DIR")}
+        env.update({"DATABASE_URL": self.srv.database_url, "ENCRYPTION_KEY": key,
+                    "GRAPH_API_BASE_URL": self.fake.base_url, "META_APP_SECRET": APP_SECRET})
+        second = Server(env=env, migrate=False)
+        try:
+            second.start()
+            c = self.campaign(tpl, number=number)
+            t0 = time.monotonic()
+            r = self.admin("POST", "/api/v1/campaigns/%s/start" % c["id"])
+            self.assertEqual(r.status, 200, r)
+            done = self.wait_status(c["id"], "completed", timeout=60)
+            took = time.monotonic() - t0
+            self.assertEqual(done["counters"]["sent"], n)
+            first_sends = self.metric(self.srv, "pytake_dispatcher_sends_total", number)
+            second_sends = self.metric(second, "pytake_dispatcher_sends_total", number)
+        finally:
+            self.fake.control("POST", "/_fake/latency", {"ms": 0})
+            second.close()
+        calls = self.sends_to(number)
+        self.assertTrue(all(x["status"] == 200 and x["wamid"] for x in calls))
+        per_to = collections.Counter(x["body"]["to"] for x in calls)
+        self.assertEqual(len(per_to), n)
+        self.assertEqual(set(per_to.values()), {1}, "no recipient sent twice")
+        # both processes took part, and together sent each recipient once
+        self.assertGreater(first_sends, 0)
+        self.assertGreater(second_sends, 0)
+        self.assertEqual(first_sends + second_sends, n)
+        # the recorded wamids are the ones Meta returned
+        wamids = set(self.srv.sql(
+            "SELECT wamid FROM campaign_recipients WHERE campaign_id = '%s'"
+            % c["id"]).split())
+        self.assertEqual(wamids, {x["wamid"] for x in calls})
+        worst = max_in_window([x["ts"] for x in calls], 1.0)
+        if os.environ.get("PYTAKE_TEST_VERBOSE"):
+            print("two processes: sends %d + %d, worst 1 s window %d (mps %d), %.1f s"
+                  % (first_sends, second_sends, worst, mps, took))
+        self.assertLessEqual(worst, mps + 1, "the number's rate held across both processes")
+        self.assertGreaterEqual(took, (n - mps) / mps)
 
     def test_other_tenant_gets_404(self):
         tpl = self.template()

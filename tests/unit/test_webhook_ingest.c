@@ -2,7 +2,8 @@
  * meta/webhook_store on SQLite: concurrent submits all committed with
  * their exact bytes and distinct ordered ids; a locked database fails the
  * whole batch (nothing stored, every waiter told); a full queue refuses at
- * once; stop answers late submits; the store's claim / mark / list / since
+ * once; stop answers late submits; the async submit calls back once per
+ * entry in queue order and refuses without calling back; the store's claim / mark / list / since
  * functions. */
 #include <pthread.h>
 #include <setjmp.h>
@@ -209,6 +210,73 @@ static void test_locked_database_fails_batch(void **state)
 	assert_int_equal(count_rows(f->db), 1);
 }
 
+/* The async form: callbacks come once each, after the commit, in queue
+ * order; refusals (source too long, byte budget) never call back. */
+#define ASYNC_N 100
+struct async_log {
+	pthread_mutex_t mu;
+	int calls, ok;
+	int64_t ids[ASYNC_N];
+};
+
+static void async_done(void *ctx, int rc, int64_t id)
+{
+	struct async_log *l = ctx;
+	pthread_mutex_lock(&l->mu);
+	if (l->calls < ASYNC_N)
+		l->ids[l->calls] = id;
+	l->calls++;
+	if (rc == WEBHOOK_INGEST_OK)
+		l->ok++;
+	pthread_mutex_unlock(&l->mu);
+}
+
+static void test_submit_async(void **state)
+{
+	struct fixture *f = *state;
+	struct webhook_ingest_options opt = { .queue_bytes = 64 };
+	struct webhook_ingest *wi = NULL;
+	struct async_log l = { .calls = 0 };
+	char long_source[WEBHOOK_SOURCE_MAX + 2];
+	static const char body[] = "{\"async\":true}";
+	static char big[100];
+	int64_t before = count_rows(f->db);
+
+	assert_int_equal(pthread_mutex_init(&l.mu, NULL), 0);
+	memset(long_source, 'a', sizeof long_source - 1);
+	long_source[sizeof long_source - 1] = '\0';
+	memset(big, 'x', sizeof big - 1);
+	assert_int_equal(webhook_ingest_start(f->db, &opt, &wi), 0);
+	assert_int_equal(webhook_ingest_submit_async(wi, body, strlen(body), long_source,
+						     time_now_us(), async_done, &l),
+			 WEBHOOK_INGEST_FAILED);
+	for (int i = 0; i < ASYNC_N; i++) {
+		int rc;
+		char src[16];
+		snprintf(src, sizeof src, "n%d", i); /* copied: this buffer is reused */
+		do {
+			rc = webhook_ingest_submit_async(wi, body, strlen(body), src,
+							 time_now_us(), async_done, &l);
+			if (rc == WEBHOOK_INGEST_BUSY)
+				usleep(1000); /* 64-byte budget: at most 4 queued */
+		} while (rc == WEBHOOK_INGEST_BUSY);
+		assert_int_equal(rc, WEBHOOK_INGEST_OK);
+	}
+	webhook_ingest_stop(wi); /* writes what is queued, calls back, joins */
+	assert_int_equal(l.calls, ASYNC_N);
+	assert_int_equal(l.ok, ASYNC_N);
+	for (int i = 1; i < ASYNC_N; i++)
+		assert_true(l.ids[i] > l.ids[i - 1]);
+	assert_int_equal(count_rows(f->db), before + ASYNC_N);
+
+	/* a body bigger than the byte budget is taken alone, never refused forever */
+	assert_int_equal(webhook_ingest_start(f->db, &opt, &wi), 0);
+	assert_int_equal(webhook_ingest_submit(wi, big, strlen(big), "app", time_now_us(), NULL),
+			 WEBHOOK_INGEST_OK);
+	webhook_ingest_stop(wi);
+	pthread_mutex_destroy(&l.mu);
+}
+
 struct blocked {
 	struct webhook_ingest *wi;
 	int rc;
@@ -375,6 +443,7 @@ static void test_store_functions(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_submit_async, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_submits, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_locked_database_fails_batch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_queue_full_refuses, setup, teardown),
