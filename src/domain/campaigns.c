@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/json.h"
 #include "core/money.h"
 #include "core/str.h"
 #include "core/timeutil.h"
@@ -337,52 +338,43 @@ struct audience {
 	int n;
 };
 
-static bool json_array_has_str(const json_t *arr, const char *s)
+/* A JSON array (or null/absent) as compact text; "[]" when absent. NULL
+ * on out of memory (free() the result). */
+static char *array_text(const json_t *arr)
 {
-	size_t i;
-	json_t *e;
-	json_array_foreach(arr, i, e)
-	{
-		if (json_is_string(e) && !strcmp(json_string_value(e), s))
-			return true;
-	}
-	return false;
+	if (arr == NULL || !json_is_array(arr))
+		return strdup("[]");
+	return json_dump_compact(arr, NULL);
 }
 
-static bool tags_intersect(const json_t *want, const char *tags_text)
-{
-	if (want == NULL || !json_is_array(want) || json_array_size(want) == 0 ||
-	    tags_text == NULL)
-		return false;
-	json_t *have = json_loads(tags_text, 0, NULL);
-	bool hit = false;
-	size_t i;
-	json_t *e;
-	json_array_foreach(have, i, e)
-	{
-		if (json_is_string(e) && json_array_has_str(want, json_string_value(e))) {
-			hit = true;
-			break;
-		}
-	}
-	json_decref(have);
-	return hit;
-}
-
-/* The contacts of org_id the audience names, in (created_at, id) order. */
+/* The contacts of org_id the audience names (listed id OR one of the
+ * tags), in (created_at, id) order, selected in SQL: only the audience is
+ * read, never the whole contact book. */
 static int audience_load(struct db_conn *c, const char *org_id, const json_t *audience,
 			 struct audience *out)
 {
-	const json_t *ids = json_object_get(audience, "contact_ids");
-	const json_t *tags = json_object_get(audience, "tags");
-	struct db_param p[] = { DBP_TEXT(org_id) };
+	static const char pg_sql[] =
+		"SELECT id, wa_id, opted_out FROM contacts WHERE organization_id = $1 AND ("
+		" id IN (SELECT CAST(e AS uuid) FROM jsonb_array_elements_text(CAST($2 AS jsonb)) e)"
+		" OR tags ?| ARRAY(SELECT jsonb_array_elements_text(CAST($3 AS jsonb))))"
+		" ORDER BY created_at, id";
+	static const char sqlite_sql[] =
+		"SELECT id, wa_id, opted_out FROM contacts WHERE organization_id = $1 AND ("
+		" id IN (SELECT value FROM json_each($2))"
+		" OR EXISTS (SELECT 1 FROM json_each(contacts.tags) t"
+		"  WHERE t.value IN (SELECT value FROM json_each($3))))"
+		" ORDER BY created_at, id";
+	char *ids = array_text(json_object_get(audience, "contact_ids"));
+	char *tags = array_text(json_object_get(audience, "tags"));
 	struct db_res *r = NULL;
+	int rc = DB_ERR;
 	out->rows = NULL;
 	out->n = 0;
-	int rc = db_exec(c,
-			 "SELECT id, wa_id, tags, opted_out FROM contacts WHERE organization_id = $1"
-			 " ORDER BY created_at, id",
-			 p, 1, &r, NULL);
+	if (ids == NULL || tags == NULL)
+		goto out;
+	struct db_param p[] = { DBP_TEXT(org_id), DBP_TEXT(ids), DBP_TEXT(tags) };
+	bool pg = db_engine(db_conn_db(c)) == DB_ENGINE_PG;
+	rc = db_exec(c, pg ? pg_sql : sqlite_sql, p, 3, &r, NULL);
 	if (rc != DB_OK)
 		goto out;
 	if (db_rows(r) > 0 && (out->rows = calloc((size_t)db_rows(r), sizeof *out->rows)) == NULL) {
@@ -390,18 +382,15 @@ static int audience_load(struct db_conn *c, const char *org_id, const json_t *au
 		goto out;
 	}
 	for (int i = 0; i < db_rows(r); i++) {
-		const char *id = db_get_text(r, i, 0);
-		bool in = (ids && json_is_array(ids) && json_array_has_str(ids, id)) ||
-			  tags_intersect(tags, db_get_text(r, i, 2));
-		if (!in)
-			continue;
 		struct member *m = &out->rows[out->n++];
-		str_copy(m->id, sizeof m->id, id);
+		str_copy(m->id, sizeof m->id, db_get_text(r, i, 0));
 		str_copy(m->phone, sizeof m->phone, db_get_text(r, i, 1));
-		m->opted_out = db_get_bool(r, i, 3);
+		m->opted_out = db_get_bool(r, i, 2);
 	}
 out:
 	db_res_free(r);
+	free(ids);
+	free(tags);
 	return rc;
 }
 

@@ -123,12 +123,13 @@ static int month_spent(struct db_conn *c, const char *org_id, const char *month,
 				      DBP_TEXT(currency) };
 	int rc = currency != NULL
 			 ? db_exec(c,
-				   "SELECT SUM(amount) FROM cost_daily WHERE organization_id = $1"
-				   " AND day >= $2 AND day < $3 AND currency = $4",
+				   "SELECT SUM(amount) FROM cost_daily_by WHERE organization_id = $1"
+				   " AND dimension = 'day' AND day >= $2 AND day < $3"
+				   " AND currency = $4",
 				   p, 4, &r, NULL)
 			 : db_exec(c,
-				   "SELECT SUM(amount) FROM cost_daily WHERE organization_id = $1"
-				   " AND day >= $2 AND day < $3",
+				   "SELECT SUM(amount) FROM cost_daily_by WHERE organization_id = $1"
+				   " AND dimension = 'day' AND day >= $2 AND day < $3",
 				   p, 3, &r, NULL);
 	if (rc == DB_OK)
 		*out = db_rows(r) > 0 && !db_isnull(r, 0, 0) ? db_get_money(r, 0, 0) : 0;
@@ -318,6 +319,30 @@ static int rollup_add(struct db_conn *c, const struct msg_info *m,
 		       p, 8, NULL, NULL);
 }
 
+/* Add the priced message to cost_daily_by: one row per dimension, in one
+ * statement (the five keys differ by dimension, so no row is hit twice). */
+static int rollup_by_add(struct db_conn *c, const struct msg_info *m,
+			 const struct costs_priced *pr)
+{
+	const struct db_param p[] = {
+		DBP_TEXT(m->org_id),   DBP_TEXT(pr->day),      DBP_TEXT(pr->category),
+		DBP_TEXT(pr->market),  DBP_TEXT(m->number_id), DBP_TEXT(m->campaign_id),
+		DBP_TEXT(pr->currency), DBP_MONEY(pr->amount),
+	};
+	return db_exec(c,
+		       "INSERT INTO cost_daily_by (organization_id, dimension, day, group_key,"
+		       " currency, messages, amount) VALUES"
+		       " ($1, 'day', $2, $2, $7, 1, $8),"
+		       " ($1, 'category', $2, $3, $7, 1, $8),"
+		       " ($1, 'market', $2, $4, $7, 1, $8),"
+		       " ($1, 'whatsapp_number', $2, $5, $7, 1, $8),"
+		       " ($1, 'campaign', $2, $6, $7, 1, $8)"
+		       " ON CONFLICT (organization_id, dimension, day, group_key, currency)"
+		       " DO UPDATE SET messages = cost_daily_by.messages + excluded.messages,"
+		       " amount = cost_daily_by.amount + excluded.amount",
+		       p, 8, NULL, NULL);
+}
+
 /* Insert the (org, kind, month) alert unless there is one: *raised. */
 static int alert_insert(struct db_conn *c, const char *org_id, const char *kind,
 			const char *month, int64_t spent, const struct costs_budget *b,
@@ -412,6 +437,8 @@ static int price_with(struct db_conn *c, const struct pricing_card *card,
 	rc = record_price(c, pr, s->at_us);
 	if (rc == 0)
 		rc = rollup_add(c, m, pr);
+	if (rc == 0)
+		rc = rollup_by_add(c, m, pr);
 	if (rc == 0 && pr->amount > 0)
 		rc = check_budget(c, m->org_id, pr->day, &pr->alerts_raised);
 	return rc;
@@ -447,22 +474,13 @@ int costs_price_status(struct db_conn *c, const struct pricing_card *card,
 
 static const char *const group_names[] = { "day", "category", "campaign", "market",
 					   "whatsapp_number" };
-static const char *const group_sql[] = {
-	"SELECT day, SUM(messages), SUM(amount), MIN(currency) FROM cost_daily"
-	" WHERE organization_id = $1 AND day >= $2 AND day <= $3 GROUP BY day ORDER BY day",
-	"SELECT category, SUM(messages), SUM(amount), MIN(currency) FROM cost_daily"
-	" WHERE organization_id = $1 AND day >= $2 AND day <= $3"
-	" GROUP BY category ORDER BY category",
-	"SELECT campaign_id, SUM(messages), SUM(amount), MIN(currency) FROM cost_daily"
-	" WHERE organization_id = $1 AND day >= $2 AND day <= $3"
-	" GROUP BY campaign_id ORDER BY campaign_id",
-	"SELECT market, SUM(messages), SUM(amount), MIN(currency) FROM cost_daily"
-	" WHERE organization_id = $1 AND day >= $2 AND day <= $3"
-	" GROUP BY market ORDER BY market",
-	"SELECT whatsapp_number_id, SUM(messages), SUM(amount), MIN(currency) FROM cost_daily"
-	" WHERE organization_id = $1 AND day >= $2 AND day <= $3"
-	" GROUP BY whatsapp_number_id ORDER BY whatsapp_number_id",
-};
+/* Summaries read cost_daily_by (migration 0011): at most 31 x keys rows a
+ * month, through its primary key (organization_id, dimension, day, ...).
+ * $4 is group_names[g], the dimension. */
+static const char summary_sql[] =
+	"SELECT group_key, SUM(messages), SUM(amount), MIN(currency) FROM cost_daily_by"
+	" WHERE organization_id = $1 AND dimension = $4 AND day >= $2 AND day <= $3"
+	" GROUP BY group_key ORDER BY group_key";
 
 bool costs_group_parse(const char *s, enum costs_group *out)
 {
@@ -507,11 +525,12 @@ int costs_summary(struct db_conn *c, const char *org_id, const char *from, const
 		  enum costs_group g, struct costs_summary *out)
 {
 	struct db_res *r = NULL;
-	const struct db_param p[] = { DBP_TEXT(org_id), DBP_TEXT(from), DBP_TEXT(to) };
 	*out = (struct costs_summary)COSTS_SUMMARY_INIT;
-	if ((unsigned)g >= sizeof group_sql / sizeof group_sql[0])
+	if ((unsigned)g >= sizeof group_names / sizeof group_names[0])
 		return DB_ERR;
-	int rc = db_exec(c, group_sql[g], p, 3, &r, NULL);
+	const struct db_param p[] = { DBP_TEXT(org_id), DBP_TEXT(from), DBP_TEXT(to),
+				      DBP_TEXT(group_names[g]) };
+	int rc = db_exec(c, summary_sql, p, 4, &r, NULL);
 	if (rc == DB_OK)
 		rc = summary_fill(r, out);
 	db_res_free(r);

@@ -204,6 +204,59 @@ class CampaignsTest(InboxCase):
         self.assertEqual(self.get(low["id"])["status"], "draft")
         self.assertEqual(self.sends_to(), [])
 
+    def test_audience_by_ids_and_tags(self):
+        """The audience is the contacts listed by id OR carrying a listed
+        tag, of this org only; opted-out ones are skipped."""
+        tpl = self.template()
+        tagged = self.contacts(2)                      # carry self.tag
+        self.tag = "camp%d" % next(_seq)
+        by_id = self.contacts(3, opted_out=1)          # other tag, listed by id
+        self.tag = "camp%d" % next(_seq)
+        self.contacts(2)                               # neither: left out
+        other = tenancy.make_contact(self.srv, self.b, phone="+" + phone("55"),
+                                     name="Other org", tags=[tagged[0]["tags"][0]])
+        audience = {"contact_ids": [x["id"] for x in by_id] + [other["id"], tagged[0]["id"]],
+                    "tags": [tagged[0]["tags"][0], "no-such-tag"]}
+        c = self.campaign(tpl, audience=audience)
+        e = self.call("POST", "/api/v1/campaigns/%s/estimate" % c["id"], role="viewer").json()
+        self.assertEqual((e["recipients"], e["skipped_opted_out"]), (4, 1))
+        r = self.admin("POST", "/api/v1/campaigns/%s/start" % c["id"])
+        self.assertEqual(r.status, 200, r)
+        done = self.wait_status(c["id"], "completed")
+        k = done["counters"]
+        self.assertEqual((k["total"], k["sent"], k["skipped"]), (5, 4, 1))
+        want = sorted(x["phone"] for x in tagged + by_id[1:])
+        self.assertEqual(sorted(self.accepted_per_to()), want)
+
+    def test_org_monthly_budget_refuses_start(self):
+        """Start is refused (422 budget_exceeded) when the estimate exceeds
+        what the org may still spend this month (PUT /costs/budget)."""
+        tpl = self.template()
+        self.contacts(3)
+        c = self.campaign(tpl)
+        r = self.call("POST", "/api/v1/campaigns/%s/estimate" % c["id"], role="viewer")
+        self.assertEqual(r.status, 200, r)
+        est = r.json()["cost"]
+        try:
+            r = self.admin("PUT", "/api/v1/costs/budget", {
+                "monthly_limit": "0.000001", "currency": est["currency"]})
+            self.assertIn(r.status, (200, 201), r)
+            r = self.admin("POST", "/api/v1/campaigns/%s/start" % c["id"])
+            self.assertEqual(r.status, 422, r)
+            self.assertEqual(r.json()["error"]["code"], "budget_exceeded")
+            self.assertEqual(self.get(c["id"])["status"], "draft")
+            self.assertEqual(self.sends_to(), [])
+            # a budget that covers the estimate lets it start
+            r = self.admin("PUT", "/api/v1/costs/budget", {
+                "monthly_limit": "1000000", "currency": est["currency"]})
+            self.assertIn(r.status, (200, 201), r)
+            r = self.admin("POST", "/api/v1/campaigns/%s/start" % c["id"])
+            self.assertEqual(r.status, 200, r)
+            self.wait_status(c["id"], "completed")
+        finally:
+            # the other tests of this class share the tenant: no budget left behind
+            self.srv.sql("DELETE FROM budgets WHERE organization_id = '%s'" % self.a["org_id"])
+
     def fake_contacts(self):
         """The tagged, not opted-out contacts of this test."""
         r = self.call("GET", "/api/v1/contacts?limit=200", role="viewer").json()["items"]

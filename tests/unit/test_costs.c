@@ -264,7 +264,7 @@ static void exec_ok(struct fx *f, const char *sql, const struct db_param *p, int
 
 static void add_number(struct fx *f, const char *org_id, char id[37])
 {
-	char path[40];
+	char path[48];
 	assert_int_equal(uuid_v7_str(id), 0);
 	snprintf(path, sizeof path, "path-%s", id);
 	const struct db_param p[] = { DBP_TEXT(id), DBP_TEXT(org_id), DBP_TEXT(path) };

@@ -1,12 +1,12 @@
--- Per-dimension daily roll-up of priced messages (issue 8: a month's
+-- Per-dimension daily roll-up of priced messages (issue 8: a month
 -- summary in milliseconds). cost_daily (0010) is keyed by the full grain
--- (day x category x market x number x campaign), so one org's month is
+-- (day x category x market x number x campaign), so one org month is
 -- tens of thousands of rows to aggregate per request. cost_daily_by holds
 -- the same sums per (dimension, day, group_key): a month grouped by any one
 -- dimension reads at most 31 x keys rows through the primary key.
---   dimension  'day' | 'category' | 'campaign' | 'market' | 'whatsapp_number'
---   group_key  the day itself (dimension 'day'), the category, the campaign
---              id ('' outside campaigns), the market, the number id
+--   dimension  day | category | campaign | market | whatsapp_number
+--   group_key  the day itself (dimension day), the category, the campaign
+--              id (empty outside campaigns), the market, the number id
 -- Maintained by the transaction that prices each message, next to the
 -- cost_daily upsert (src/domain/costs.c); both always hold equal sums.
 CREATE TABLE cost_daily_by (
