@@ -56,6 +56,7 @@
 #include "core/log.h"
 #include "core/timeutil.h"
 #include "core/uuid.h"
+#include "http/reaper.h"
 
 #define HTTP_MAX_PATH_BYTES 2048
 #define REQUEST_ID_MAX 64
@@ -73,6 +74,7 @@ struct http_server {
 	atomic_uint_fast64_t in_flight;
 	atomic_uint_fast64_t open_connections;
 	atomic_uint_fast64_t deferred;  /* deferred, not yet completed */
+	struct reaper *reaper;          /* deadline for receiving a request */
 };
 
 /* A deferred request's hand-off between its handler (MHD thread) and the
@@ -109,6 +111,15 @@ struct req_ctx {
 };
 
 /* ---------------------------------------------------------------- helpers */
+
+/* The connection's reaper entry (its socket context); NULL when none. */
+static struct reaper_conn *conn_watch(struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+	return ci != NULL ? ci->socket_context : NULL;
+}
 
 static bool is_hex(char c)
 {
@@ -465,6 +476,22 @@ hook_refused:
 		http_error(res, 500, "internal_error", "request refused without an answer", NULL);
 }
 
+/* MHD_get_connection_values iterator: stop at the first query key or
+ * value that is not valid UTF-8 (or holds a control character). */
+static enum MHD_Result query_arg_valid(void *cls, enum MHD_ValueKind kind, const char *key,
+				       const char *value)
+{
+	bool *ok = cls;
+
+	(void)kind;
+	if (!utf8_valid_no_ctl(key, strlen(key)) ||
+	    (value != NULL && !utf8_valid_no_ctl(value, strlen(value)))) {
+		*ok = false;
+		return MHD_NO;
+	}
+	return MHD_YES;
+}
+
 /* First call: headers are in. Decide early answers (bad path, 413). */
 static enum MHD_Result request_begin(struct req_ctx *rc, struct MHD_Connection *conn,
 				     const char *method)
@@ -501,6 +528,14 @@ static enum MHD_Result request_begin(struct req_ctx *rc, struct MHD_Connection *
 		http_error(&rc->res, 400, "invalid_path", why, NULL);
 		rc->early = true;
 		break;
+	}
+	bool query_ok = true;
+	(void)MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, query_arg_valid, &query_ok);
+	if (!query_ok && !rc->early) {
+		http_error(&rc->res, 400, "invalid_query",
+			   "a query parameter is not valid UTF-8 or holds a control character",
+			   NULL);
+		rc->early = true;
 	}
 	if (declared > 0 && !rc->early) {
 		size_t cap = (size_t)declared + 1;
@@ -594,6 +629,7 @@ static enum MHD_Result deferred_finish(struct req_ctx *rc, struct MHD_Connection
 /* Last call: the whole body is in. */
 static enum MHD_Result request_finish(struct req_ctx *rc, struct MHD_Connection *conn)
 {
+	reaper_receiving(rc->srv->reaper, conn_watch(conn), false);
 	if (rc->queued)
 		return MHD_YES;
 	if (rc->deferred)
@@ -774,7 +810,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	struct http_server *srv = cls;
 	struct req_ctx *rc = *con_cls;
 
-	(void)conn;
+	reaper_receiving(srv->reaper, conn_watch(conn), true);
 	if (rc == NULL)
 		return;
 	*con_cls = NULL;
@@ -796,12 +832,16 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 {
 	struct http_server *srv = cls;
 
-	(void)conn;
-	(void)socket_context;
-	if (toe == MHD_CONNECTION_NOTIFY_STARTED)
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		const union MHD_ConnectionInfo *ci =
+			MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+		*socket_context = ci != NULL ? reaper_add(srv->reaper, ci->connect_fd) : NULL;
 		atomic_fetch_add(&srv->open_connections, 1);
-	else if (toe == MHD_CONNECTION_NOTIFY_CLOSED)
+	} else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+		reaper_remove(srv->reaper, *socket_context);
+		*socket_context = NULL;
 		atomic_fetch_sub(&srv->open_connections, 1);
+	}
 }
 
 __attribute__((format(printf, 2, 0)))
@@ -913,6 +953,12 @@ int http_server_start(const struct http_server_options *opt,
 		goto out;
 	}
 	srv->opt = *opt;
+	srv->reaper = reaper_start((int64_t)(opt->request_timeout_s > 0 ? opt->request_timeout_s
+								      : 30) * 1000000);
+	if (srv->reaper == NULL) {
+		(void)snprintf(err, errlen, "cannot start the request-deadline thread");
+		goto out;
+	}
 	srv->daemon = MHD_start_daemon(
 		daemon_flags(v6), (uint16_t)opt->port, NULL, NULL, on_request, srv,
 		MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv,
@@ -939,6 +985,8 @@ int http_server_start(const struct http_server_options *opt,
 	srv = NULL;
 	rc = 0;
 out:
+	if (srv != NULL)
+		reaper_stop(srv->reaper);
 	free(srv);
 	return rc;
 }
@@ -991,6 +1039,7 @@ void http_server_stop(struct http_server *s, int timeout_ms)
 		return;
 	}
 	MHD_stop_daemon(s->daemon);
+	reaper_stop(s->reaper);
 	free(s);
 }
 

@@ -681,10 +681,10 @@ static int record_fn(struct db_conn *c, void *ctx)
 }
 
 /* Count the outcomes about to be recorded (once per finished request). */
-static void count_outcomes(struct dispatcher *d)
+static void count_outcomes(struct dispatcher *d, const struct job *list)
 {
 	int max = d->app->cfg->campaign_max_attempts;
-	for (const struct job *j = d->done; j; j = j->next) {
+	for (const struct job *j = list; j; j = j->next) {
 		const char *const lv[] = { j->number_id };
 		enum dispatch_outcome o = j->rc == GRAPH_ERR_INVALID
 						  ? DISPATCH_FAIL
@@ -696,21 +696,39 @@ static void count_outcomes(struct dispatcher *d)
 	}
 }
 
+static int64_t kick(struct dispatcher *d);
+
+#define FLUSH_CHUNK 32 /* outcomes per transaction: starts wait at most one chunk */
+
+/* Record the finished requests and give back the released claims, in
+ * transactions of at most FLUSH_CHUNK outcomes with due requests started
+ * between them (a long transaction would make slots late). Outcomes that
+ * finish meanwhile wait for the next flush. */
 static void flush(struct dispatcher *d)
 {
 	struct job *released = d->released;
-	if (d->done == NULL && released == NULL)
-		return;
+	struct job *todo = d->done;
 	d->released = NULL;
-	count_outcomes(d);
-	struct record_tx t = { .d = d, .jobs = d->done, .released = released };
-	int rc = db_tx(d->app->db, true, record_fn, &t);
-	if (rc != 0)
-		log_event(LOG_ERROR, "dispatcher: outcomes not recorded (claims will be reconciled)",
-			  LF_I("db_rc", rc));
-	jobs_free_list(d->done);
 	d->done = NULL;
-	jobs_free_list(released);
+	while (todo != NULL || released != NULL) {
+		struct job *batch = todo, **tail = &batch;
+		for (int i = 0; *tail != NULL && i < FLUSH_CHUNK; i++)
+			tail = &(*tail)->next;
+		todo = *tail;
+		*tail = NULL;
+		count_outcomes(d, batch);
+		struct record_tx t = { .d = d, .jobs = batch, .released = released };
+		int rc = db_tx(d->app->db, true, record_fn, &t);
+		if (rc != 0)
+			log_event(LOG_ERROR,
+				  "dispatcher: outcomes not recorded (claims will be reconciled)",
+				  LF_I("db_rc", rc));
+		jobs_free_list(batch);
+		jobs_free_list(released);
+		released = NULL;
+		if (todo != NULL)
+			(void)kick(d);
+	}
 }
 
 /* ---- housekeeping: schedule, completion, crash recovery ------------------------------- */

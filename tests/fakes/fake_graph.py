@@ -32,6 +32,8 @@ Control API (not recorded in the call log):
                          the request arrived; status = the HTTP status
                          answered, wamid = the message id a 200 to
                          /messages returned; both null until answered)
+         ?fields=ts,status   only those keys of each call (big logs, benches)
+         ?path_contains=S    only calls whose path contains S
   POST /_fake/reset      clears rules, latency, call log and templates
   POST /_fake/templates  {"waba_id", "templates": [...], "page_size"?,
                           "next_base"?}  seeds what list returns (replaces);
@@ -191,12 +193,12 @@ class Handler(BaseHTTPRequestHandler):
             return
         parts = urlsplit(self.path)
         if parts.path.startswith("/_fake/"):
-            self.control(method, parts.path, raw)
+            self.control(method, parts.path, raw, parts.query)
         else:
             self.graph(method, parts.path, parts.query, raw)
 
     # ------------------------------------------------------- control API
-    def control(self, method, path, raw):
+    def control(self, method, path, raw, query=""):
         try:
             body = json.loads(raw) if raw else {}
         except ValueError:
@@ -204,8 +206,13 @@ class Handler(BaseHTTPRequestHandler):
             return
         st = STATE
         if method == "GET" and path == "/_fake/calls":
+            q = parse_qs(query)
+            fields = [f for f in q.get("fields", [""])[0].split(",") if f]
+            sub = q.get("path_contains", [""])[0]
             with st.lock:
-                calls = list(st.calls)
+                calls = [c for c in st.calls if sub in c["path"]]
+                if fields:
+                    calls = [{f: c.get(f) for f in fields} for c in calls]
             self.send_json(200, calls)
         elif method == "POST" and path == "/_fake/reset":
             st.reset()

@@ -389,6 +389,15 @@ static void test_price_once(void **state)
 			 t * US);
 	assert_int_equal(count_where(f, "SELECT SUM(messages) FROM cost_daily", NULL), 1);
 	assert_int_equal(count_where(f, "SELECT SUM(amount) FROM cost_daily", NULL), 62500);
+	/* the per-dimension roll-up (migration 0011) got it once per dimension */
+	static const char *const dims[] = { "day", "category", "campaign", "market",
+					    "whatsapp_number" };
+	for (size_t i = 0; i < sizeof dims / sizeof dims[0]; i++) {
+		assert_int_equal(count_where(f, "SELECT SUM(messages) FROM cost_daily_by"
+					     " WHERE dimension = $1", dims[i]), 1);
+		assert_int_equal(count_where(f, "SELECT SUM(amount) FROM cost_daily_by"
+					     " WHERE dimension = $1", dims[i]), 62500);
+	}
 	/* a status without pricing, an unknown wamid, an inbound message */
 	add_message(f, f->org.id, f->number_id, "5511999990002", "w2", NULL, "outbound");
 	assert_int_equal(price(f, "w2", NULL, -1, NULL, t, NULL), COSTS_NOT_PRICED);

@@ -82,6 +82,58 @@ static void test_pace_window(void **state)
 	}
 }
 
+static void test_slot_interval(void **state)
+{
+	(void)state;
+	assert_int_equal(dispatch_slot_interval_us(1000, false, 5000), 1006);
+	assert_int_equal(dispatch_slot_interval_us(50, false, 5000), 20101);
+	assert_int_equal(dispatch_slot_interval_us(50, true, 5000), 40202);
+	assert_int_equal(dispatch_slot_interval_us(80, false, 0), 12501);
+	assert_int_equal(dispatch_slot_interval_us(0, false, 0), 1000001);
+	assert_int_equal(dispatch_slot_interval_us(10, false, -5), 100001);
+}
+
+/* Slots taken at the slot interval, each start up to DISPATCH_LATE_US late
+ * (the worst mix: some on time, some as late as allowed), never put more
+ * than mps starts in any closed 1-second window; the plain 1/mps interval
+ * would. */
+static int worst_window(const int64_t *starts, int n)
+{
+	int worst = 0;
+	for (int i = 0; i < n; i++) {
+		int in = 0;
+		for (int j = 0; j < n; j++)
+			if (starts[j] >= starts[i] && starts[j] <= starts[i] + 1000000)
+				in++;
+		if (in > worst)
+			worst = in;
+	}
+	return worst;
+}
+
+static void test_pace_window_with_lateness(void **state)
+{
+	(void)state;
+	static const int rates[] = { 1, 7, 50, 80, 333, 1000 };
+	static int64_t starts[2200];
+	for (size_t r = 0; r < sizeof rates / sizeof rates[0]; r++) {
+		int mps = rates[r];
+		int n = mps * 2 + 2;
+		for (int pass = 0; pass < 2; pass++) {
+			int64_t iv = pass == 0 ? dispatch_slot_interval_us(mps, false, DISPATCH_LATE_US)
+					       : dispatch_interval_us(mps, false);
+			/* the first slot starts as late as allowed, the rest on time */
+			for (int k = 0; k < n; k++)
+				starts[k] = (int64_t)k * iv + (k == 0 ? DISPATCH_LATE_US : 0);
+			int worst = worst_window(starts, n);
+			if (pass == 0)
+				assert_true(worst <= mps);
+			else
+				assert_true(worst > mps);
+		}
+	}
+}
+
 static void test_backoff_bounds(void **state)
 {
 	(void)state;
@@ -216,7 +268,8 @@ int main(void)
 		cmocka_unit_test(test_interval),      cmocka_unit_test(test_pace_take),
 		cmocka_unit_test(test_pace_window),   cmocka_unit_test(test_backoff_bounds),
 		cmocka_unit_test(test_classify),      cmocka_unit_test(test_state_machine),
-		cmocka_unit_test(test_resolve_parameters),
+		cmocka_unit_test(test_resolve_parameters), cmocka_unit_test(test_slot_interval),
+		cmocka_unit_test(test_pace_window_with_lateness),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

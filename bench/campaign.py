@@ -1,0 +1,164 @@
+#!/usr/bin/env python3
+"""bench/campaign.py - how fast the dispatcher sends one big campaign.
+
+Run through bench/campaign.sh (which starts a throwaway PostgreSQL when
+BENCH_ENGINE=postgresql). Python standard library only; reuses the black-box
+harness (tests/integration) and the fake Graph (tests/fakes/fake_graph.py).
+
+Steps: fake Graph answering every send in BENCH_LATENCY_MS (100); a fresh
+`pytake serve` (LOG_LEVEL=warn) on PYTAKE_TEST_ENGINE; a tenant, a number
+with throughput_mps = BENCH_MPS (1000), an APPROVED template; BENCH_RECIPIENTS
+(10000) contacts inserted straight into the database (the API would take
+longer than the campaign); a campaign over their tag; start; wait until
+completed. Then, from the fake's call log (arrival timestamps) and the
+server's /metrics and /proc/PID/stat:
+  - achieved sends/s over the whole send phase (first to last call) and
+    sustained (per-second buckets, the first and last second left out);
+  - the largest number of sends in any 1-second sliding window (must not
+    exceed throughput_mps; the fake's timestamps carry its own jitter);
+  - server CPU time per 1,000 sends;
+  - sends / retries / failures / missed slots from the dispatcher metrics;
+  - recipients accepted exactly once (distinct wamids == recipients).
+Prints one "SUMMARY ..." line at the end."""
+
+import json
+import os
+import sqlite3
+import sys
+import time
+import uuid
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+
+from harness import Server, bootstrap_super_admin, make_tenant, bearer  # noqa: E402
+import tenancy  # noqa: E402
+from test_templates import FakeGraph  # noqa: E402
+
+N = int(os.environ.get("BENCH_RECIPIENTS", "10000"))
+MPS = int(os.environ.get("BENCH_MPS", "1000"))
+LATENCY_MS = int(os.environ.get("BENCH_LATENCY_MS", "100"))
+TAG = "bench"
+
+
+def insert_contacts(srv, org_id, n):
+    now = int(time.time() * 1e6)
+    if srv.engine == "sqlite":
+        db = sqlite3.connect(srv.db_path, timeout=30)
+        with db:
+            db.executemany(
+                "INSERT INTO contacts (id, organization_id, wa_id, name, tags, attributes,"
+                " opted_out, created_at, updated_at) VALUES (?, ?, ?, ?, ?, '{}', 0, ?, ?)",
+                ((str(uuid.uuid4()), org_id, "55119%08d" % i, "Bench %d" % i,
+                  json.dumps([TAG]), now + i, now + i) for i in range(n)))
+        db.close()
+    else:
+        srv.sql("INSERT INTO contacts (id, organization_id, wa_id, name, tags, attributes,"
+                " opted_out, created_at, updated_at) SELECT gen_random_uuid(), '%s',"
+                " '55119' || lpad(i::text, 8, '0'), 'Bench ' || i, '[\"%s\"]', '{}', false,"
+                " %d + i, %d + i FROM generate_series(0, %d) AS i"
+                % (org_id, TAG, now, now, n - 1))
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def metric_sum(text, name):
+    total = 0
+    for line in text.splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            total += int(line.rsplit(" ", 1)[1])
+    return total
+
+
+def max_in_window(stamps, width):
+    worst, lo = 0, 0
+    for hi, t in enumerate(stamps):
+        while t - stamps[lo] > width:
+            lo += 1
+        worst = max(worst, hi - lo + 1)
+    return worst
+
+
+def main():
+    fake = FakeGraph()
+    srv = Server(env={"GRAPH_API_BASE_URL": fake.base_url, "LOG_LEVEL": "warn",
+                      "META_APP_SECRET": "bench-secret"})
+    try:
+        srv.start()
+        su = bootstrap_super_admin(srv)
+        t = make_tenant(srv, su["token"], "benchorg")
+        admin = bearer(t["users"]["org_admin"]["token"])
+        number = tenancy.make_number(srv, t, access_token="EAAG-bench-token")
+        srv.sql("UPDATE whatsapp_numbers SET throughput_mps = %d WHERE id = '%s'"
+                % (MPS, number["id"]))
+        tpl = tenancy.make_template(srv, t, number["id"], components=[
+            {"type": "BODY", "text": "Hi {{1}}, your order has shipped.",
+             "example": {"body_text": [["Maria"]]}}])
+        srv.sql("UPDATE templates SET status = 'APPROVED' WHERE id = '%s'" % tpl["id"])
+        t0 = time.monotonic()
+        insert_contacts(srv, t["org_id"], N)
+        print("contacts inserted: %d in %.1f s" % (N, time.monotonic() - t0), flush=True)
+        r = srv.request("POST", "/api/v1/campaigns", {
+            "name": "bench", "whatsapp_number_id": number["id"], "template_id": tpl["id"],
+            "audience": {"tags": [TAG]}, "parameters": ["{{contact.name}}"]}, headers=admin)
+        assert r.status == 201, r
+        cid = r.json()["id"]
+        fake.control("POST", "/_fake/latency", {"ms": LATENCY_MS})
+        cpu0 = cpu_seconds(srv.proc.pid)
+        t0 = time.monotonic()
+        r = srv.request("POST", "/api/v1/campaigns/%s/start" % cid, headers=admin, timeout=600)
+        assert r.status == 200, r
+        print("start answered in %.1f s (recipients materialised)" % (time.monotonic() - t0),
+              flush=True)
+        while True:
+            c = srv.request("GET", "/api/v1/campaigns/" + cid, headers=admin).json()
+            if c["status"] not in ("running", "scheduled"):
+                break
+            time.sleep(0.5)
+        cpu1 = cpu_seconds(srv.proc.pid)
+        took = time.monotonic() - t0
+        calls = fake.control("GET", "/_fake/calls?fields=ts,status,wamid&path_contains=/messages")
+        metrics = srv.request("GET", "/metrics").text
+    finally:
+        srv.close()
+        fake.stop()
+    stamps = sorted(x["ts"] for x in calls)
+    span = stamps[-1] - stamps[0] if len(stamps) > 1 else 0.0
+    buckets = {}
+    for s in stamps:
+        buckets[int(s - stamps[0])] = buckets.get(int(s - stamps[0]), 0) + 1
+    inner = [buckets.get(k, 0) for k in range(1, int(span))]  # whole seconds only
+    sustained = sum(inner) / len(inner) if inner else 0.0
+    worst = max_in_window(stamps, 1.0)
+    ok200 = sum(1 for x in calls if x["status"] == 200)
+    wamids = len({x["wamid"] for x in calls if x["wamid"]})
+    k = c["counters"]
+    print("campaign: status %s, sent %d, failed %d, queued %d (of %d) in %.1f s after start"
+          % (c["status"], k["sent"], k["failed"], k["queued"], k["total"], took))
+    print("fake Graph: %d calls (%d answered 200, %d distinct wamids), latency %d ms"
+          % (len(calls), ok200, wamids, LATENCY_MS))
+    print("achieved: %.0f sends/s over the send phase (%.1f s); sustained %.0f/s"
+          " (per-second min %d, max %d); configured %d/s"
+          % (len(stamps) / span if span else 0, span, sustained,
+             min(inner) if inner else 0, max(inner) if inner else 0, MPS))
+    print("largest count in any 1 s sliding window: %d (limit %d)" % (worst, MPS))
+    print("server CPU: %.2f s for the campaign, %.1f ms per 1000 sends"
+          % (cpu1 - cpu0, (cpu1 - cpu0) * 1e3 / max(1, ok200) * 1000))
+    print("dispatcher metrics: sends %d, retries %d, failures %d, missed slots %d"
+          % (metric_sum(metrics, "pytake_dispatcher_sends_total"),
+             metric_sum(metrics, "pytake_dispatcher_retries_total"),
+             metric_sum(metrics, "pytake_dispatcher_failures_total"),
+             metric_sum(metrics, "pytake_dispatcher_slots_missed_total")))
+    print("SUMMARY engine=%s recipients=%d mps=%d latency_ms=%d sent=%d sends_per_sec=%.0f"
+          " sustained_per_sec=%.0f max_1s_window=%d cpu_ms_per_1000=%.1f"
+          % (srv.engine, N, MPS, LATENCY_MS, k["sent"], len(stamps) / span if span else 0,
+             sustained, worst, (cpu1 - cpu0) * 1e6 / max(1, ok200)))
+    return 0 if k["sent"] == N and wamids == N else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
