@@ -17,13 +17,16 @@
  *   roll-up keyed by (org, day, category, market, number, campaign ('' for
  *   none), currency) with an upsert that adds messages and amount. `day` is
  *   the local date of priced_at in the organization's time zone
- *   (organizations.timezone, an IANA name read with core/tz.h). Summaries
- *   read only the roll-up: a month is at most days x categories x markets x
- *   numbers x campaigns rows, however many messages it holds.
+ *   (organizations.timezone, an IANA name read with core/tz.h). The same
+ *   transaction adds it to cost_daily_by (migration 0011), one row per
+ *   (org, dimension, day, group_key, currency) for each summary dimension
+ *   (day, category, campaign, market, whatsapp_number). Summaries and
+ *   month-to-date spend read only cost_daily_by: a month grouped by one
+ *   dimension is at most 31 x keys rows, however many messages it holds.
  * - Budgets: one row per org (monthly_limit, alert_threshold_percent 1..100,
- *   default 80, currency). Month-to-date spend is the sum of the roll-up
- *   over the local month. After pricing a message with a non-zero amount,
- *   spend >= limit x percent / 100 raises the 'threshold' alert and spend
+ *   default 80, currency). Month-to-date spend is the sum of the day
+ *   roll-up over the local month. After pricing a message with a non-zero
+ *   amount, spend >= limit x percent / 100 raises the 'threshold' alert and spend
  *   >= limit the 'limit' alert, each at most once per (org, month) (UNIQUE
  *   key, INSERT ... ON CONFLICT DO NOTHING); a raised alert is logged and
  *   counted in pytake_cost_alerts_total{kind}.
@@ -154,7 +157,7 @@ struct costs_summary {
 #define COSTS_SUMMARY_INIT { "", 0, 0, NULL, 0 }
 void costs_summary_release(struct costs_summary *s);
 
-/* Sum the org's roll-up over local days from..to ("YYYY-MM-DD",
+/* Sum the org's per-dimension roll-up over local days from..to ("YYYY-MM-DD",
  * inclusive, already validated) grouped by g into *out, which is
  * overwritten (release an earlier result first; the caller releases).
  * DB_OK or a db_status (DB_ERR on an overflowing sum). */
