@@ -120,6 +120,12 @@ struct dispatcher {
 	int64_t next_housekeeping;
 };
 
+/* Start the requests that are due (defined with the loop). Called also
+ * between the rows of the dispatcher's own transactions: it touches no
+ * database and no list those transactions work on, so a transaction of
+ * many rows does not make slots late. */
+static int64_t kick(struct dispatcher *d);
+
 static void job_free(struct job *j)
 {
 	if (j == NULL)
@@ -375,6 +381,7 @@ static int load_claimed(struct claim_tx *t, struct db_conn *c, int64_t expires,
 		j->next = t->jobs;
 		t->jobs = j;
 		t->njobs++;
+		(void)kick(t->d);
 	}
 	db_res_free(r);
 	return rc;
@@ -511,10 +518,11 @@ static void start_job(struct dispatcher *d, struct job *j)
 /* Start queued jobs whose slot came; give back (d->released) those of
  * campaigns no longer running and those that missed their slot by more
  * than DISPATCH_LATE_US. Returns the earliest future start (0: none). */
-static int64_t start_due(struct dispatcher *d, int64_t now)
+static int64_t start_due(struct dispatcher *d, int64_t now, int *started)
 {
 	struct job **pp = &d->queued;
 	int64_t earliest = 0;
+	*started = 0;
 	while (*pp) {
 		struct job *j = *pp;
 		bool late = now - j->start_at > DISPATCH_LATE_US;
@@ -531,6 +539,7 @@ static int64_t start_due(struct dispatcher *d, int64_t now)
 			*pp = j->next;
 			d->nqueued--;
 			start_job(d, j);
+			(*started)++;
 		} else {
 			if (earliest == 0 || j->start_at < earliest)
 				earliest = j->start_at;
@@ -670,6 +679,7 @@ static int record_fn(struct db_conn *c, void *ctx)
 					 j->number_id, j->key, j->wamid, j->object, now);
 		else
 			rc = record_failure(c, t->d, j, now);
+		(void)kick(t->d);
 	}
 	/* claimed but never started: give them back (cancelled -> skipped) */
 	for (struct job *j = t->released; j && rc == DB_OK; j = j->next) {
@@ -700,9 +710,7 @@ static void count_outcomes(struct dispatcher *d, const struct job *list)
 	}
 }
 
-static int64_t kick(struct dispatcher *d);
-
-#define FLUSH_CHUNK 32 /* outcomes per transaction: starts wait at most one chunk */
+#define FLUSH_CHUNK 64 /* outcomes per transaction (requests are started between rows) */
 
 /* Record the finished requests and give back the released claims, in
  * transactions of at most FLUSH_CHUNK outcomes with due requests started
@@ -809,12 +817,23 @@ static int housekeeping_fn(struct db_conn *c, void *ctx)
  * slow transaction delays starts as little as possible. */
 static int64_t kick(struct dispatcher *d)
 {
-	int running = 0;
-	int64_t earliest = start_due(d, time_now_us());
-	(void)curl_multi_perform(d->multi, &running);
-	collect_done(d);
+	int running = 0, started = 0;
+	int64_t earliest = start_due(d, time_now_us(), &started);
+	if (started > 0) {
+		/* sends the new requests; answers are read after the poll */
+		(void)curl_multi_perform(d->multi, &running);
+		collect_done(d);
+	}
 	metrics_set(d->m_inflight, d->ninflight);
 	return earliest;
+}
+
+/* Read what arrived (answers) and push every transfer on. */
+static void pump(struct dispatcher *d)
+{
+	int running = 0;
+	(void)curl_multi_perform(d->multi, &running);
+	collect_done(d);
 }
 
 static void loop_once(struct dispatcher *d)
@@ -845,6 +864,7 @@ static void loop_once(struct dispatcher *d)
 	if (d->ninflight > 0 || timeout_ms > 0)
 		(void)curl_multi_poll(d->multi, NULL, 0, timeout_ms, NULL);
 	(void)kick(d);
+	pump(d);
 	flush(d);
 }
 
