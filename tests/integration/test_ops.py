@@ -5,6 +5,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 import unittest
 
 from harness import Server, bootstrap_super_admin, cli_user, login
@@ -209,9 +210,18 @@ class RateLimitMetricsTest(unittest.TestCase):
                                     {"email": "x@y.test", "password": "nope-nope"}).status
                         for _ in range(5)]
             self.assertIn(429, statuses)
-            r = srv.request("GET", "/metrics")
-            self.assertEqual(r.status, 200)  # /metrics itself is never limited
-            _, samples = parse_prometheus(r.text)
+            # a request is counted when its connection's completion callback
+            # runs, just after the answer left: poll briefly for the last one
+            deadline = time.monotonic() + 5
+            while True:
+                r = srv.request("GET", "/metrics")
+                self.assertEqual(r.status, 200)  # /metrics itself is never limited
+                _, samples = parse_prometheus(r.text)
+                got = sample_value(samples, "pytake_http_requests_total",
+                                   route="/api/v1/auth/login", method="POST", status="429")
+                if got == statuses.count(429) or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
             self.assertEqual(sample_value(samples, "pytake_ratelimit_rejections_total"),
                              statuses.count(429))
             self.assertEqual(sample_value(samples, "pytake_http_requests_total",

@@ -22,7 +22,7 @@ import tenancy
 APP_SECRET = "test-app-secret"
 VERIFY_TOKEN = "verify-token-" + "7" * 12
 SAMPLES_DIR = os.environ.get("PYTAKE_META_SAMPLES") or os.path.join(
-    os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "shared", "meta")
+    os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "meta")
 
 
 def load_samples():

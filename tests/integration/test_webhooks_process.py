@@ -20,7 +20,7 @@ import tenancy
 
 APP_SECRET = "test-app-secret"
 SAMPLES_DIR = os.environ.get("PYTAKE_META_SAMPLES") or os.path.join(
-    os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "shared", "meta")
+    os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "meta")
 PNID = "106540352242922"
 WABA = "102290129340398"
 DAY_US = 24 * 3600 * 1000000
