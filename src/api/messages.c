@@ -18,12 +18,15 @@
  * - No Graph client configured: 503 before anything is stored. */
 #include "api/api.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "api/answer.h"
 #include "api/list.h"
 #include "app/app.h"
 #include "core/json.h"
+#include "core/log.h"
 #include "domain/messages.h"
 #include "domain/send.h"
 
@@ -195,12 +198,102 @@ static void answer_refusal(struct http_response *res, int rc, const char *to_err
 	json_decref(details);
 }
 
-void api_messages_send(struct http_request *req, struct http_response *res)
+/* Validate nothing more: send and render the outcome into res. */
+static void send_and_answer(struct http_request *req, struct http_response *res,
+			    const struct send_request *in)
 {
-	struct send_request in = { 0 };
 	struct message msg = { 0 };
 	const char *to_error = NULL;
 	json_t *details = NULL;
+	struct send_actor actor = { .org_id = req->auth.org_id, .user_id = req->auth.user_id,
+				    .ip = req->client_ip, .request_id = req->request_id };
+	int rc = send_message(req->app->db, req->app->graph, req->app->cfg->encryption_key,
+			      &actor, in, &msg, &to_error, &details);
+	if (rc == SEND_OK || rc == SEND_STORE_AFTER) {
+		http_add_header(res, "Location",
+				arena_printf(req->arena, "/api/v1/messages/%s", msg.id));
+		http_json(res, 202, message_json(&msg));
+	} else {
+		answer_refusal(res, rc, to_error, details);
+	}
+	message_release(&msg);
+}
+
+/* Sends run off the HTTP threads. The Graph call may take up to ~30 s
+ * (three attempts of 10 s against a Meta that does not answer), and a
+ * libmicrohttpd thread blocked that long stalls every other connection it
+ * serves. So the handler defers its answer (http_defer) and a detached
+ * worker thread runs the send and completes it. The worker is the only
+ * thread touching the request from the handler's return until
+ * http_complete (the connection is suspended meanwhile), so it may use the
+ * request's arena. At most SEND_WORKERS_MAX run at once; past that a send
+ * runs on the HTTP thread as before (bounded threads, never refused). */
+#define SEND_WORKERS_MAX 64
+static atomic_int send_workers;
+
+struct send_job {
+	struct http_request *req;
+	struct http_deferred *d;
+	json_t *body;             /* owns the strings in `in` */
+	struct send_request in;
+};
+
+static void *send_worker(void *arg)
+{
+	struct send_job *job = arg;
+	struct http_deferred *d = job->d;
+
+	log_set_request_id(job->req->request_id);
+	send_and_answer(job->req, http_deferred_response(d), &job->in);
+	log_set_request_id(NULL);
+	json_decref(job->body);
+	free(job);
+	atomic_fetch_sub(&send_workers, 1);
+	http_complete(d);
+	return NULL;
+}
+
+/* Hand the send to a worker; false when it must run here instead (then
+ * nothing was deferred, or it was already completed here). */
+static bool send_in_worker(struct http_request *req, json_t *body, const struct send_request *in)
+{
+	if (atomic_fetch_add(&send_workers, 1) >= SEND_WORKERS_MAX)
+		goto no;
+	struct send_job *job = calloc(1, sizeof *job);
+	if (job == NULL)
+		goto no;
+	job->d = http_defer(req);
+	if (job->d == NULL) {
+		free(job);
+		goto no;
+	}
+	job->req = req;
+	job->body = body;
+	job->in = *in;
+	pthread_attr_t attr;
+	pthread_t tid;
+	bool started = pthread_attr_init(&attr) == 0 &&
+		       pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED) == 0 &&
+		       pthread_create(&tid, &attr, send_worker, job) == 0;
+	pthread_attr_destroy(&attr);
+	if (started)
+		return true;
+	/* Deferred but no thread: answer here, through the deferred response. */
+	send_and_answer(req, http_deferred_response(job->d), in);
+	json_decref(body);
+	struct http_deferred *d = job->d;
+	free(job);
+	atomic_fetch_sub(&send_workers, 1);
+	http_complete(d);
+	return true;
+no:
+	atomic_fetch_sub(&send_workers, 1);
+	return false;
+}
+
+void api_messages_send(struct http_request *req, struct http_response *res)
+{
+	struct send_request in = { 0 };
 	json_t *body = http_body_json(req, res);
 	if (!body)
 		return;
@@ -212,18 +305,9 @@ void api_messages_send(struct http_request *req, struct http_response *res)
 			   "sending is not configured (GRAPH_API_BASE_URL)", NULL);
 		goto out;
 	}
-	struct send_actor actor = { .org_id = req->auth.org_id, .user_id = req->auth.user_id,
-				    .ip = req->client_ip, .request_id = req->request_id };
-	int rc = send_message(req->app->db, req->app->graph, req->app->cfg->encryption_key,
-			      &actor, &in, &msg, &to_error, &details);
-	if (rc == SEND_OK || rc == SEND_STORE_AFTER) {
-		http_add_header(res, "Location",
-				arena_printf(req->arena, "/api/v1/messages/%s", msg.id));
-		http_json(res, 202, message_json(&msg));
-	} else {
-		answer_refusal(res, rc, to_error, details);
-	}
+	if (send_in_worker(req, body, &in))
+		return; /* the worker (or the fallback above) owns body and answers */
+	send_and_answer(req, res, &in);
 out:
-	message_release(&msg);
 	json_decref(body);
 }

@@ -361,12 +361,14 @@ static void backoff_sleep(int attempt)
 		;
 }
 
-/* One attempt: BEGIN, fn, COMMIT; rolls back on any failure. */
-static int tx_attempt(struct db_conn *c, bool write, db_tx_fn fn, void *ctx)
+/* One attempt: BEGIN, fn, COMMIT; rolls back on any failure. *began
+ * tells whether BEGIN went through (if not, nothing at all ran). */
+static int tx_attempt(struct db_conn *c, bool write, db_tx_fn fn, void *ctx, bool *began)
 {
 	const struct db_ops *ops = c->db->ops;
 	int rc = note_unavailable(c, ops->begin(c, write));
 
+	*began = rc == DB_OK;
 	if (rc != DB_OK)
 		goto out;
 	rc = fn(c, ctx);
@@ -386,8 +388,22 @@ int db_tx(struct db *db, bool write, db_tx_fn fn, void *ctx)
 
 	if (c == NULL)
 		return DB_ERR_UNAVAILABLE;
+	bool reconnected = false;
 	for (int attempt = 1; attempt <= DB_TX_MAX_ATTEMPTS; attempt++) {
-		rc = tx_attempt(c, write, fn, ctx);
+		bool began = false;
+		rc = tx_attempt(c, write, fn, ctx, &began);
+		if (rc == DB_ERR_UNAVAILABLE && !began && !reconnected) {
+			/* A pooled connection that went stale while idle (the
+			 * server restarted): nothing ran, so take a fresh one and
+			 * try once more instead of failing this caller. */
+			db_release(db, c);
+			c = db_acquire(db);
+			if (c == NULL)
+				return DB_ERR_UNAVAILABLE;
+			reconnected = true;
+			attempt--;
+			continue;
+		}
 		if (rc != DB_ERR_RETRY || c->broken || attempt == DB_TX_MAX_ATTEMPTS)
 			break;
 		atomic_fetch_add(&db->tx_retries, 1);
@@ -411,6 +427,13 @@ int db_ping(struct db *db)
 		return DB_ERR_UNAVAILABLE;
 	rc = db_exec(c, "SELECT 1", NULL, 0, NULL, NULL);
 	db_release(db, c);
+	if (rc == DB_ERR_UNAVAILABLE) {
+		/* maybe a connection gone stale while idle: one fresh try */
+		if ((c = db_acquire(db)) == NULL)
+			return DB_ERR_UNAVAILABLE;
+		rc = db_exec(c, "SELECT 1", NULL, 0, NULL, NULL);
+		db_release(db, c);
+	}
 	return rc;
 }
 
