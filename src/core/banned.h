@@ -8,25 +8,26 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+/* Object-like on purpose: any use of the name, called or not, fails. */
 #define BANNED(f) sorry_##f##_is_banned_in_pytake
 #undef strcpy
-#define strcpy(...) BANNED(strcpy)
+#define strcpy BANNED(strcpy)
 #undef strcat
-#define strcat(...) BANNED(strcat)
+#define strcat BANNED(strcat)
 #undef sprintf
-#define sprintf(...) BANNED(sprintf)
+#define sprintf BANNED(sprintf)
 #undef vsprintf
-#define vsprintf(...) BANNED(vsprintf)
+#define vsprintf BANNED(vsprintf)
 #undef strtok
-#define strtok(...) BANNED(strtok)
+#define strtok BANNED(strtok)
 #undef atoi
-#define atoi(...) BANNED(atoi)
+#define atoi BANNED(atoi)
 #undef atol
-#define atol(...) BANNED(atol)
+#define atol BANNED(atol)
 #undef gmtime
-#define gmtime(...) BANNED(gmtime)
+#define gmtime BANNED(gmtime)
 #undef localtime
-#define localtime(...) BANNED(localtime)
+#define localtime BANNED(localtime)
 #undef gets
-#define gets(...) BANNED(gets)
+#define gets BANNED(gets)
 #endif
