@@ -2,6 +2,7 @@
 log, shutdown, and the command line. Runs on both engines."""
 
 import base64
+import json
 import os
 import re
 import unittest
@@ -139,10 +140,19 @@ class HttpFoundation(unittest.TestCase):
 
     def test_every_log_line_is_json(self):
         self.srv.request("GET", "/health")
-        lines = [l for l in self.srv.log_text().splitlines() if l.strip()]
+        # Lines the sanitizer runtime itself prints under `make asan`
+        # ("==PID==WARNING: ...") are not ours; real sanitizer *reports*
+        # fail every test through the harness anyway.
+        lines = [l for l in self.srv.log_text().splitlines()
+                 if l.strip() and not l.startswith("==")]
         self.assertTrue(lines, "the server logged nothing")
-        self.assertEqual(len(self.srv.log_lines()), len(lines),
-                         "non-JSON log lines with LOG_FORMAT=json")
+        bad = []
+        for l in lines:
+            try:
+                json.loads(l)
+            except ValueError:
+                bad.append(l)
+        self.assertEqual(bad, [], "non-JSON log lines with LOG_FORMAT=json")
 
 
 class Lifecycle(unittest.TestCase):
