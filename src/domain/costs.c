@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/str.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/money.h"
@@ -21,14 +22,6 @@ static _Atomic int64_t alerts_threshold_count;
 static _Atomic int64_t alerts_limit_count;
 
 /* Bounded copy (truncates), "" for NULL. */
-static void copy_str(char *dst, size_t len, const char *src)
-{
-	size_t n = src != NULL ? strnlen(src, len - 1) : 0;
-	if (n > 0)
-		memcpy(dst, src, n);
-	dst[n] = '\0';
-}
-
 /* "YYYY-MM-DD" (years outside 0..9999 are clamped: never in practice). */
 static void format_day(char out[COSTS_DAY_LEN], int y, unsigned m, unsigned d)
 {
@@ -67,7 +60,7 @@ int costs_budget_get(struct db_conn *c, const char *org_id, struct costs_budget 
 	}
 	out->monthly_limit = db_get_money(r, 0, 0);
 	out->alert_threshold_percent = (int)db_get_int(r, 0, 1);
-	copy_str(out->currency, sizeof out->currency, db_get_text(r, 0, 2));
+	str_copy(out->currency, sizeof out->currency, db_get_text(r, 0, 2));
 out:
 	db_res_free(r);
 	return rc;
@@ -149,7 +142,7 @@ static int org_timezone(struct db_conn *c, const char *org_id, char *tz, size_t 
 	const struct db_param p[] = { DBP_TEXT(org_id) };
 	int rc = db_exec(c, "SELECT timezone FROM organizations WHERE id = $1", p, 1, &r, NULL);
 	if (rc == DB_OK)
-		copy_str(tz, len, db_rows(r) > 0 && db_get_text(r, 0, 0) != NULL
+		str_copy(tz, len, db_rows(r) > 0 && db_get_text(r, 0, 0) != NULL
 					  ? db_get_text(r, 0, 0) : "UTC");
 	db_res_free(r);
 	return rc;
@@ -184,12 +177,12 @@ int costs_remaining_budget(struct db_conn *c, const char *org_id, int64_t now_us
 enum costs_kind costs_classify(const struct costs_status *s, char *reason, size_t len)
 {
 	const char *type = s->pricing_type;
-	copy_str(reason, len, "");
+	str_copy(reason, len, "");
 	if (type != NULL && type[0] != '\0') {
 		if (strcmp(type, "regular") == 0)
 			return COSTS_KIND_BILLABLE;
 		if (strncmp(type, "free_", 5) == 0) {
-			copy_str(reason, len, type);
+			str_copy(reason, len, type);
 			return COSTS_KIND_FREE;
 		}
 		return COSTS_KIND_NONE; /* a type we do not know: no decision */
@@ -197,7 +190,7 @@ enum costs_kind costs_classify(const struct costs_status *s, char *reason, size_
 	if (s->billable == 1)
 		return COSTS_KIND_BILLABLE;
 	if (s->billable == 0) {
-		copy_str(reason, len, "not_billable");
+		str_copy(reason, len, "not_billable");
 		return COSTS_KIND_FREE;
 	}
 	return COSTS_KIND_NONE;
@@ -228,15 +221,15 @@ static int message_info(struct db_conn *c, const struct costs_status *s, struct 
 		rc = 1;
 		goto out;
 	}
-	copy_str(m->id, sizeof m->id, db_get_text(r, 0, 0));
-	copy_str(m->org_id, sizeof m->org_id, db_get_text(r, 0, 1));
-	copy_str(m->number_id, sizeof m->number_id, db_get_text(r, 0, 2));
-	copy_str(m->campaign_id, sizeof m->campaign_id, db_get_text(r, 0, 3));
-	copy_str(m->digits, sizeof m->digits,
+	str_copy(m->id, sizeof m->id, db_get_text(r, 0, 0));
+	str_copy(m->org_id, sizeof m->org_id, db_get_text(r, 0, 1));
+	str_copy(m->number_id, sizeof m->number_id, db_get_text(r, 0, 2));
+	str_copy(m->campaign_id, sizeof m->campaign_id, db_get_text(r, 0, 3));
+	str_copy(m->digits, sizeof m->digits,
 		 db_get_text(r, 0, 4) != NULL ? db_get_text(r, 0, 4) : s->recipient_id);
-	copy_str(m->category, sizeof m->category,
+	str_copy(m->category, sizeof m->category,
 		 s->category != NULL && s->category[0] ? s->category : db_get_text(r, 0, 5));
-	copy_str(m->tz, sizeof m->tz, db_get_text(r, 0, 6) ? db_get_text(r, 0, 6) : "UTC");
+	str_copy(m->tz, sizeof m->tz, db_get_text(r, 0, 6) ? db_get_text(r, 0, 6) : "UTC");
 out:
 	db_res_free(r);
 	return rc;
@@ -265,17 +258,17 @@ static int quote_message(const struct pricing_card *card, const struct msg_info 
 {
 	struct pricing_quote q;
 	int qrc = pricing_quote(card, m->digits, out->category, at_us, &q);
-	copy_str(out->market, sizeof out->market, q.market);
+	str_copy(out->market, sizeof out->market, q.market);
 	if (kind == COSTS_KIND_FREE) {
 		out->rate = 0;
-		copy_str(out->currency, sizeof out->currency,
+		str_copy(out->currency, sizeof out->currency,
 			 qrc == 0 ? q.currency : card_currency(card));
 		return 0;
 	}
 	if (qrc != 0)
 		return COSTS_NO_RATE;
 	out->rate = q.rate;
-	copy_str(out->currency, sizeof out->currency, q.currency);
+	str_copy(out->currency, sizeof out->currency, q.currency);
 	return 0;
 }
 
@@ -420,11 +413,11 @@ static int price_with(struct db_conn *c, const struct pricing_card *card,
 		      const struct msg_info *m, struct costs_priced *pr)
 {
 	memset(pr, 0, sizeof *pr);
-	copy_str(pr->message_id, sizeof pr->message_id, m->id);
-	copy_str(pr->organization_id, sizeof pr->organization_id, m->org_id);
-	copy_str(pr->category, sizeof pr->category, m->category[0] ? m->category : "unknown");
+	str_copy(pr->message_id, sizeof pr->message_id, m->id);
+	str_copy(pr->organization_id, sizeof pr->organization_id, m->org_id);
+	str_copy(pr->category, sizeof pr->category, m->category[0] ? m->category : "unknown");
 	normalise_category(pr->category);
-	copy_str(pr->free_reason, sizeof pr->free_reason, reason);
+	str_copy(pr->free_reason, sizeof pr->free_reason, reason);
 	int rc = quote_message(card, m, kind, s->at_us, pr);
 	if (rc != 0) {
 		log_event(LOG_WARN, "no rate to price message", LF_S("org_id", m->org_id),
@@ -508,14 +501,14 @@ static int summary_fill(const struct db_res *r, struct costs_summary *out)
 		return DB_ERR;
 	for (int i = 0; i < n; i++) {
 		struct costs_group_row *g = &out->rows[i];
-		copy_str(g->key, sizeof g->key, db_get_text(r, i, 0));
+		str_copy(g->key, sizeof g->key, db_get_text(r, i, 0));
 		g->messages = db_get_int(r, i, 1);
 		g->amount = db_get_money(r, i, 2);
 		if (money_add(out->total, g->amount, &out->total) != MONEY_OK)
 			return DB_ERR;
 		out->messages += g->messages;
 		if (out->currency[0] == '\0')
-			copy_str(out->currency, sizeof out->currency, db_get_text(r, i, 3));
+			str_copy(out->currency, sizeof out->currency, db_get_text(r, i, 3));
 		out->n++;
 	}
 	return DB_OK;
@@ -564,12 +557,12 @@ int costs_alerts_list(struct db_conn *c, const char *org_id, int64_t after_at,
 	}
 	for (int i = 0; i < db_rows(r); i++) {
 		struct costs_alert *a = &(*out)[i];
-		copy_str(a->id, sizeof a->id, db_get_text(r, i, 0));
-		copy_str(a->kind, sizeof a->kind, db_get_text(r, i, 1));
-		copy_str(a->month, sizeof a->month, db_get_text(r, i, 2));
+		str_copy(a->id, sizeof a->id, db_get_text(r, i, 0));
+		str_copy(a->kind, sizeof a->kind, db_get_text(r, i, 1));
+		str_copy(a->month, sizeof a->month, db_get_text(r, i, 2));
 		a->spent = db_get_money(r, i, 3);
 		a->limit = db_get_money(r, i, 4);
-		copy_str(a->currency, sizeof a->currency, db_get_text(r, i, 5));
+		str_copy(a->currency, sizeof a->currency, db_get_text(r, i, 5));
 		a->created_at = db_get_int(r, i, 6);
 	}
 	*n = db_rows(r);
