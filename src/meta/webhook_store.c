@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/str.h"
+
 #define CHUNK_MAX_PG 256    /* 768 parameters */
 #define CHUNK_MAX_SQLITE 64 /* 192 parameters; per-row statements cost more */
 #define INSERT_HEAD "INSERT INTO webhook_events (received_at, source, body) VALUES "
@@ -35,11 +37,6 @@ void webhook_event_array_free(struct webhook_event *evs, size_t n)
 	for (size_t i = 0; i < n; i++)
 		webhook_event_release(&evs[i]);
 	free(evs);
-}
-
-static void copy_text(char *dst, size_t dstsz, const char *src)
-{
-	snprintf(dst, dstsz, "%s", src != NULL ? src : "");
 }
 
 static char *dup_bytes(const char *s, size_t len)
@@ -70,11 +67,11 @@ static int events_from_res(const struct db_res *r, struct webhook_event **out, s
 		struct webhook_event *ev = &evs[i];
 		ev->id = db_get_int(r, i, 0);
 		ev->received_at = db_get_int(r, i, 1);
-		copy_text(ev->source, sizeof ev->source, db_get_text(r, i, 2));
-		copy_text(ev->organization_id, sizeof ev->organization_id, db_get_text(r, i, 3));
-		copy_text(ev->whatsapp_number_id, sizeof ev->whatsapp_number_id,
+		str_copy(ev->source, sizeof ev->source, db_get_text(r, i, 2));
+		str_copy(ev->organization_id, sizeof ev->organization_id, db_get_text(r, i, 3));
+		str_copy(ev->whatsapp_number_id, sizeof ev->whatsapp_number_id,
 			  db_get_text(r, i, 4));
-		copy_text(ev->field, sizeof ev->field, db_get_text(r, i, 5));
+		str_copy(ev->field, sizeof ev->field, db_get_text(r, i, 5));
 		ev->parent_id = db_get_int(r, i, 6);
 		ev->processed_at = db_get_int(r, i, 7);
 		ev->attempts = (int)db_get_int(r, i, 8);
@@ -242,7 +239,7 @@ int webhook_store_mark_failed(struct db_conn *c, int64_t id, int64_t now,
 			      const char *error, bool final)
 {
 	char msg[WEBHOOK_ERROR_MAX + 1];
-	copy_text(msg, sizeof msg, error != NULL ? error : "error");
+	str_copy(msg, sizeof msg, error != NULL ? error : "error");
 	const struct db_param p[] = { DBP_INT(id), final ? DBP_INT(now) : DBP_NULL,
 				      DBP_TEXT(msg) };
 	int64_t affected = 0;
