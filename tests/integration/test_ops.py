@@ -128,6 +128,18 @@ class MetricsTest(unittest.TestCase):
                          "text/plain; version=0.0.4; charset=utf-8")
         return parse_prometheus(r.text)
 
+    def scrape_until(self, name, want, **labels):
+        """A request is counted when its connection's completion callback
+        runs, just after the answer left (slower under ASan): scrape until
+        the sample reaches `want` or 5 s pass, then return the last scrape."""
+        deadline = time.monotonic() + 5
+        while True:
+            types, samples = self.scrape()
+            got = sample_value(samples, name, **labels) or 0
+            if got >= want or time.monotonic() > deadline:
+                return types, samples
+            time.sleep(0.02)
+
     def test_metrics_parse_and_have_the_families(self):
         types, samples = self.scrape()
         want = {
@@ -161,7 +173,8 @@ class MetricsTest(unittest.TestCase):
                           route="/health", method="GET") or 0
         for _ in range(3):
             self.assertEqual(self.srv.request("GET", "/health").status, 200)
-        _, after = self.scrape()
+        _, after = self.scrape_until("pytake_http_request_duration_seconds_count", cb + 3,
+                                     route="/health", method="GET")
         self.assertEqual(sample_value(after, "pytake_http_requests_total",
                                       route="/health", method="GET", status="200"), b + 3)
         self.assertEqual(sample_value(after, "pytake_http_request_duration_seconds_count",
@@ -171,8 +184,12 @@ class MetricsTest(unittest.TestCase):
         self.assertEqual(inf, cb + 3)
 
     def test_histogram_buckets_are_cumulative(self):
-        self.srv.request("GET", "/health")
-        _, samples = self.scrape()
+        _, before = self.scrape()
+        cb = sample_value(before, "pytake_http_request_duration_seconds_count",
+                          route="/health", method="GET") or 0
+        self.assertEqual(self.srv.request("GET", "/health").status, 200)
+        _, samples = self.scrape_until("pytake_http_request_duration_seconds_count", cb + 1,
+                                       route="/health", method="GET")
         buckets = [(l["le"], v) for n, l, v in samples
                    if n == "pytake_http_request_duration_seconds_bucket"
                    and l.get("route") == "/health" and l.get("method") == "GET"]
@@ -186,7 +203,8 @@ class MetricsTest(unittest.TestCase):
     def test_unknown_paths_are_not_labels(self):
         for i in range(5):
             self.assertEqual(self.srv.request("GET", "/no/such/path-%d" % i).status, 404)
-        _, samples = self.scrape()
+        _, samples = self.scrape_until("pytake_http_requests_total", 5,
+                                       route="unmatched", method="GET", status="404")
         routes = {l.get("route") for n, l, _ in samples if n == "pytake_http_requests_total"}
         self.assertIn("unmatched", routes)
         self.assertFalse(any(r and "path-" in r for r in routes), routes)
