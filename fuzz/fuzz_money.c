@@ -5,6 +5,9 @@
  * value (full and shortest forms), and round half-even for presentation
  * without leaving the range by more than one minor unit. Arithmetic on the
  * value must either succeed exactly or report MONEY_ERR_RANGE.
+ * money_parse_numeric (the database's reader, sharing the scanner) must
+ * accept whatever money_parse_n accepts, with the same value, and read
+ * back any int64 it accepts from its full text.
  *
  * Build and run (from the repository root):
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -std=c17 -D_GNU_SOURCE \
@@ -55,10 +58,34 @@ static void check_arithmetic(int64_t v)
 		abort();
 }
 
+/* The NUMERIC reader on the same bytes (NUL-terminated; an embedded NUL
+ * ends the text, so such inputs are skipped). strict_rc/strict_v: what
+ * money_parse_n said. */
+static void check_numeric(const uint8_t *data, size_t size, int strict_rc, int64_t strict_v)
+{
+	char text[96], buf[MONEY_TEXT_LEN];
+	int64_t v = 0, back = 0;
+	if (size >= sizeof text || memchr(data, '\0', size) != NULL)
+		return;
+	memcpy(text, data, size);
+	text[size] = '\0';
+	int rc = money_parse_numeric(text, &v);
+	if (rc != MONEY_OK && rc != MONEY_ERR_SYNTAX && rc != MONEY_ERR_RANGE)
+		abort();
+	if (strict_rc == MONEY_OK && (rc != MONEY_OK || v != strict_v))
+		abort();
+	if (rc != MONEY_OK)
+		return;
+	money_format(v, buf, sizeof buf);
+	if (money_parse_numeric(buf, &back) != MONEY_OK || back != v)
+		abort();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	int64_t v = 0;
 	int rc = money_parse_n((const char *)data, size, &v);
+	check_numeric(data, size, rc, v);
 	if (rc != MONEY_OK)
 		return 0;
 	if (v > MONEY_MAX || v < -MONEY_MAX)

@@ -1,9 +1,11 @@
 /* answer: the answer helpers shared by every handler (api.h, answer.h). */
 #include "api/answer.h"
 
+#include <string.h>
+#include <strings.h>
+
 #include "api/api.h"
 #include "core/arena.h"
-#include "core/timeutil.h"
 #include "db/db.h"
 
 void api_answer_db_error(struct http_response *res, int rc)
@@ -35,10 +37,7 @@ void api_answer_not_found(struct http_response *res, const char *what)
 
 json_t *api_time_json(int64_t us)
 {
-	char buf[TIME_RFC3339_LEN];
-	if (us <= 0)
-		return json_null();
-	return json_string(time_format_rfc3339(us, buf, sizeof buf));
+	return json_time_or_null(us);
 }
 
 bool api_check_passed(struct http_response *res, struct json_check *chk)
@@ -70,7 +69,7 @@ void api_answer_created(struct http_request *req, struct http_response *res,
 
 json_t *api_str_or_null(const char *s)
 {
-	return (s && *s) ? json_string(s) : json_null();
+	return json_str_or_null(s);
 }
 
 char *api_lower_dup(struct http_request *req, const char *s)
@@ -80,4 +79,12 @@ char *api_lower_dup(struct http_request *req, const char *s)
 		if (*p >= 'A' && *p <= 'Z')
 			*p = (char)(*p + ('a' - 'A'));
 	return low;
+}
+
+bool api_content_type_is(const struct http_request *req, const char *type)
+{
+	const char *ct = http_header(req, "Content-Type");
+	size_t n = strlen(type);
+	return ct != NULL && strncasecmp(ct, type, n) == 0 &&
+	       (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ' || ct[n] == '\t');
 }

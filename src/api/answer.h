@@ -23,6 +23,12 @@ bool api_query_check_passed(struct http_response *res, struct json_check *chk);
 void api_answer_created(struct http_request *req, struct http_response *res,
 			const char *collection, const char *id, json_t *body);
 
+/* True when the request's Content-Type is `type` (ASCII letters in any
+ * case), alone or followed by ';', a space or a tab and its parameters:
+ * "text/csv", "Text/CSV; charset=utf-8". False when the header is absent
+ * or names another type ("text/csvx", "text/plain"). */
+bool api_content_type_is(const struct http_request *req, const char *type);
+
 /* JSON string of s, or JSON null when s is NULL or empty. New reference. */
 json_t *api_str_or_null(const char *s);
 

@@ -728,13 +728,6 @@ static enum csv_error import_pass(struct import *im, const char *body, size_t le
 	return e;
 }
 
-static bool is_csv_type(const char *ct)
-{
-	size_t n = strlen("text/csv");
-	return ct && !strncasecmp(ct, "text/csv", n) &&
-	       (ct[n] == '\0' || ct[n] == ';' || is_space(ct[n]));
-}
-
 static void answer_header_problem(struct http_response *res, const char *why)
 {
 	http_error(res, 422, "validation_error", "the CSV cannot be imported",
@@ -773,7 +766,7 @@ void api_contacts_import(struct http_request *req, struct http_response *res)
 {
 	struct import im = { .req = req, .rejected = json_array() };
 	uint64_t line = 0;
-	if (!is_csv_type(http_header(req, "Content-Type"))) {
+	if (!api_content_type_is(req, "text/csv")) {
 		http_error(res, 415, "unsupported_media_type",
 			   "send the contacts as text/csv with a header line phone,name,email,tags",
 			   NULL);

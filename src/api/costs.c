@@ -46,11 +46,6 @@ static json_t *amount_json(int64_t m, const char *currency)
 	return json_string(money_format_min(m, minor >= 0 ? minor : 2, buf, sizeof buf));
 }
 
-static json_t *str_or_null(const char *s)
-{
-	return s != NULL && s[0] != '\0' ? json_string(s) : json_null();
-}
-
 /* The installation's currency (the rate card's) into out; "" when none. */
 static void card_currency(struct app *app, char out[PRICING_CURRENCY_LEN])
 {
@@ -123,12 +118,13 @@ static json_t *summary_json(const struct summary_query *q, const char *group_by)
 	json_t *groups = json_array();
 	for (int i = 0; i < q->sum.n; i++) {
 		const struct costs_group_row *g = &q->sum.rows[i];
-		json_array_append_new(groups, json_pack("{s:o, s:I, s:o}", "key", str_or_null(g->key),
-							"messages", (json_int_t)g->messages,
-							"amount", amount_json(g->amount, cur)));
+		json_array_append_new(groups, json_pack("{s:o, s:I, s:o}", "key",
+							json_str_or_null(g->key), "messages",
+							(json_int_t)g->messages, "amount",
+							amount_json(g->amount, cur)));
 	}
 	return json_pack("{s:s, s:s, s:s, s:o, s:o, s:I, s:o}", "from", q->from, "to", q->to,
-			 "group_by", group_by, "currency", str_or_null(cur), "total",
+			 "group_by", group_by, "currency", json_str_or_null(cur), "total",
 			 amount_json(q->sum.total, cur), "messages", (json_int_t)q->sum.messages,
 			 "groups", groups);
 }
@@ -202,7 +198,8 @@ static json_t *budget_json(struct app *app, struct budget_view *v)
 	return json_pack("{s:o, s:i, s:o, s:s, s:o}", "monthly_limit",
 			 v->has ? amount_json(v->b.monthly_limit, cur) : json_null(),
 			 "alert_threshold_percent", v->b.alert_threshold_percent, "currency",
-			 str_or_null(cur), "month", v->month, "spent", amount_json(v->spent, cur));
+			 json_str_or_null(cur), "month", v->month, "spent",
+			 amount_json(v->spent, cur));
 }
 
 static void answer_budget(struct http_request *req, struct http_response *res,

@@ -27,8 +27,8 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
+#include "api/answer.h"
 #include "app/app.h"
 #include "core/json.h"
 #include "core/money.h"
@@ -127,23 +127,15 @@ void api_pricing_rates_get(struct http_request *req, struct http_response *res)
 
 /* ---- PUT ---------------------------------------------------------------- */
 
-static bool content_type_is(const char *ct, const char *type)
-{
-	size_t n = strlen(type);
-	return ct != NULL && !strncasecmp(ct, type, n) &&
-	       (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ' || ct[n] == '\t');
-}
-
 /* Parse the body into up (CSV or JSON by Content-Type). false after
  * answering 415 / 400 / 500. chk holds the row problems. */
 static bool parse_card(struct http_request *req, struct http_response *res,
 		       struct pricing_upload *up, struct json_check *chk)
 {
-	const char *ct = http_header(req, "Content-Type");
 	int rc;
-	if (content_type_is(ct, "text/csv")) {
+	if (api_content_type_is(req, "text/csv")) {
 		rc = pricing_parse_csv(req->body, req->body_len, up, chk);
-	} else if (content_type_is(ct, "application/json")) {
+	} else if (api_content_type_is(req, "application/json")) {
 		json_t *body = http_body_json(req, res);
 		if (body == NULL)
 			return false;

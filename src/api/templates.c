@@ -469,12 +469,20 @@ static void read_release(struct read_tx *t)
 	creds_release(&t->creds);
 }
 
+/* Read the template of the path's {id} (and the credentials t asks for)
+ * into t; false after answering (404, 503...). read_release(t) either
+ * way. */
+static bool read_template(struct http_request *req, struct http_response *res,
+			  struct read_tx *t)
+{
+	return api_path_id(req, res, NOT_FOUND, &t->id) &&
+	       tx_ok(res, db_tx(req->app->db, false, read_fn, t));
+}
+
 void api_templates_get(struct http_request *req, struct http_response *res)
 {
 	struct read_tx t = { .req = req };
-	if (!api_path_id(req, res, NOT_FOUND, &t.id))
-		return;
-	if (tx_ok(res, db_tx(req->app->db, false, read_fn, &t)))
+	if (read_template(req, res, &t))
 		http_json(res, 200, template_json(&t.row));
 	read_release(&t);
 }
@@ -535,8 +543,7 @@ void api_templates_patch(struct http_request *req, struct http_response *res)
 	json_t *body = http_body_json(req, res);
 	if (!body)
 		return;
-	if (!api_path_id(req, res, NOT_FOUND, &t.id) ||
-	    !tx_ok(res, db_tx(req->app->db, false, read_fn, &t)))
+	if (!read_template(req, res, &t))
 		goto out;
 	if (!templates_editable(t.row.status)) {
 		tx_ok(res, TX_STATE);
@@ -657,8 +664,7 @@ void api_templates_delete(struct http_request *req, struct http_response *res)
 {
 	struct read_tx t = { .req = req, .want_creds = true, .creds_if_submitted = true };
 	struct graph_error gerr;
-	if (!api_path_id(req, res, NOT_FOUND, &t.id) ||
-	    !tx_ok(res, db_tx(req->app->db, false, read_fn, &t)))
+	if (!read_template(req, res, &t))
 		goto out;
 	if (t.creds.token) {
 		if (!have_graph(req, res))
@@ -698,8 +704,7 @@ void api_templates_preview(struct http_request *req, struct http_response *res)
 	json_t *body = http_body_json(req, res);
 	if (!body)
 		return;
-	if (!api_path_id(req, res, NOT_FOUND, &t.id) ||
-	    !tx_ok(res, db_tx(req->app->db, false, read_fn, &t)))
+	if (!read_template(req, res, &t))
 		goto out;
 	json_t *params = json_object_get(body, "parameters");
 	if (!params || json_is_null(params))

@@ -58,6 +58,8 @@ struct webhooks {
 	pthread_mutex_t mu;
 	struct secret_slot slots[CACHE_SLOTS];
 	struct metric_family *received, *rejected, *batches, *queued, *failed;
+	/* received{source="app"} / {source="number"}, looked up once */
+	struct metric_series *received_app, *received_number;
 };
 
 /* ---- metrics ------------------------------------------------------------ */
@@ -93,6 +95,8 @@ static int register_metrics(struct webhooks *wh, struct metrics *m)
 	if (wh->received == NULL || wh->rejected == NULL || wh->batches == NULL ||
 	    wh->queued == NULL || wh->failed == NULL)
 		return -1;
+	wh->received_app = metrics_series(wh->received, (const char *const[]){ "app" });
+	wh->received_number = metrics_series(wh->received, (const char *const[]){ "number" });
 	return metrics_add_collector(m, collect, wh);
 }
 
@@ -106,7 +110,12 @@ static void count_rejected(struct webhooks *wh, const char *reason)
 static void count_received(struct webhooks *wh, const char *source)
 {
 	const char *const v[] = { source };
-	if (wh->received != NULL)
+	struct metric_series *s = strcmp(source, "app") == 0	  ? wh->received_app
+				  : strcmp(source, "number") == 0 ? wh->received_number
+								  : NULL;
+	if (s != NULL)
+		metrics_add(s, 1);
+	else if (wh->received != NULL)
 		metrics_inc(wh->received, v, 1);
 }
 
@@ -383,13 +392,19 @@ void api_webhooks_receive(struct http_request *req, struct http_response *res)
 }
 
 /* The credentials for the request's {webhook_path}; false after answering
- * (404 unknown path, 503 database). */
-static bool path_credentials(struct webhooks *wh, struct http_request *req,
-			     struct http_response *res, struct secret_slot *out)
+ * (404 unknown path, 503 database or ingestion not running). The caller
+ * wipes *out either way. */
+static bool path_credentials(struct http_request *req, struct http_response *res,
+			     struct secret_slot *out)
 {
+	struct webhooks *wh = req->app->webhooks;
 	const char *path = http_param(req, "webhook_path");
-	int rc = path != NULL ? number_credentials(wh, path, out) : 0;
 
+	if (wh == NULL) {
+		answer_unavailable(res, "webhook ingestion is not running");
+		return false;
+	}
+	int rc = path != NULL ? number_credentials(wh, path, out) : 0;
 	if (rc != 0) {
 		if (rc == NUMBERS_ERR_SECRET)
 			log_msg(LOG_ERROR, "webhook: a number's stored secret does not open");
@@ -406,36 +421,23 @@ static bool path_credentials(struct webhooks *wh, struct http_request *req,
 
 void api_webhooks_number_verify(struct http_request *req, struct http_response *res)
 {
-	struct webhooks *wh = req->app->webhooks;
-	struct secret_slot cred;
+	struct secret_slot cred = { .used = false };
 
-	if (wh == NULL) {
-		answer_unavailable(res, "webhook ingestion is not running");
-		return;
-	}
-	if (!path_credentials(wh, req, res, &cred))
-		goto out;
-	handshake(req, res, cred.verify_token[0] != '\0' ? cred.verify_token : NULL);
-out:
+	if (path_credentials(req, res, &cred))
+		handshake(req, res, cred.verify_token[0] != '\0' ? cred.verify_token : NULL);
 	crypto_wipe(&cred, sizeof cred);
 }
 
 void api_webhooks_number_receive(struct http_request *req, struct http_response *res)
 {
-	struct webhooks *wh = req->app->webhooks;
-	struct secret_slot cred;
+	struct secret_slot cred = { .used = false };
 
-	if (wh == NULL) {
-		answer_unavailable(res, "webhook ingestion is not running");
-		return;
-	}
-	if (!path_credentials(wh, req, res, &cred))
-		goto out;
 	/* A number without its own app secret cannot be verified here: its
 	 * webhooks belong on /webhooks/meta. */
-	accept_post(wh, req, res, cred.app_secret[0] != '\0' ? cred.app_secret : NULL,
-		    cred.number_id, "number");
-out:
+	if (path_credentials(req, res, &cred))
+		accept_post(req->app->webhooks, req, res,
+			    cred.app_secret[0] != '\0' ? cred.app_secret : NULL, cred.number_id,
+			    "number");
 	crypto_wipe(&cred, sizeof cred);
 }
 

@@ -9,6 +9,8 @@
 
 #include <stdarg.h>
 
+#include "core/timeutil.h"
+
 #define JSON_MSG_MAX 256
 
 /* Deepest '['/'{' nesting in body, outside strings; stops counting once
@@ -327,4 +329,17 @@ char *json_dump_compact(const json_t *v, size_t *len_out)
 	if (s != NULL && len_out != NULL)
 		*len_out = strlen(s);
 	return s;
+}
+
+json_t *json_time_or_null(int64_t us)
+{
+	char buf[TIME_RFC3339_LEN];
+	if (us <= 0)
+		return json_null();
+	return json_string(time_format_rfc3339(us, buf, sizeof buf));
+}
+
+json_t *json_str_or_null(const char *s)
+{
+	return s != NULL && s[0] != '\0' ? json_string(s) : json_null();
 }

@@ -61,6 +61,12 @@ bool json_check_bool(struct json_check *c, const json_t *obj, const char *key,
 /* Number of UTF-8 code points in s (s is valid UTF-8, as jansson ensures). */
 size_t json_utf8_len(const char *s);
 
+/* Answer values, new references: the RFC 3339 UTC text of a time in
+ * microseconds (time_format_rfc3339), or JSON null when us <= 0 (never
+ * set); the JSON string s, or JSON null when s is NULL or "". */
+json_t *json_time_or_null(int64_t us);
+json_t *json_str_or_null(const char *s);
+
 /* Serialize compactly; caller frees with free(). */
 char *json_dump_compact(const json_t *v, size_t *len_out);
 

@@ -16,54 +16,73 @@ static bool is_digit(char ch)
 	return ch >= '0' && ch <= '9';
 }
 
-/* Digits s[*i..] into *acc; counts them in *ndigits. Stops at a non-digit. */
-static void read_digits(const char *s, size_t len, size_t *i, int64_t *acc,
-			int *ndigits, int max_digits)
+/* The text both readers share: [sign] digits ['.' digits], scanned once;
+ * each reader then applies its own rules (money_parse_n: strict input;
+ * money_parse_numeric: what the database returns). */
+struct decimal_text {
+	bool neg, plus;     /* a leading '-' / '+' */
+	size_t nwritten;    /* integer digits as written ("007" -> 3) */
+	const char *whole;  /* integer digits past the leading zeros */
+	size_t nwhole;      /* their count ("007" -> 1, "000" -> 0) */
+	bool dot;
+	const char *frac;   /* fraction digits after the '.' */
+	size_t nfrac;
+};
+
+/* True when all len bytes of s have the shape above (digits may be absent
+ * on either side of the '.'; the readers decide what they accept). */
+static bool scan_decimal(const char *s, size_t len, struct decimal_text *d)
 {
-	while (*i < len && is_digit(s[*i])) {
-		if (*ndigits < max_digits)
-			*acc = *acc * 10 + (s[*i] - '0');
-		(*ndigits)++;
-		(*i)++;
+	size_t i = 0;
+	*d = (struct decimal_text){ .neg = false };
+	if (i < len && (s[i] == '-' || s[i] == '+')) {
+		d->neg = s[i] == '-';
+		d->plus = s[i] == '+';
+		i++;
 	}
+	size_t start = i;
+	while (i < len && s[i] == '0')
+		i++;
+	d->whole = s + i;
+	while (i < len && is_digit(s[i]))
+		i++;
+	d->nwritten = i - start;
+	d->nwhole = (size_t)(s + i - d->whole);
+	if (i < len && s[i] == '.') {
+		d->dot = true;
+		d->frac = s + ++i;
+		while (i < len && is_digit(s[i]))
+			i++;
+		d->nfrac = (size_t)(s + i - d->frac);
+	}
+	return i == len;
+}
+
+/* |value| in micro-units from the integer digits (at most 13, checked by
+ * the caller) and the first 6 fraction digits (zero-padded); the digits
+ * past the sixth are the caller's to round or refuse. */
+static uint64_t micro_units(const struct decimal_text *d)
+{
+	uint64_t whole = 0, frac = 0;
+	for (size_t k = 0; k < d->nwhole; k++)
+		whole = whole * 10 + (uint64_t)(d->whole[k] - '0');
+	for (size_t k = 0; k < MONEY_DECIMALS; k++)
+		frac = frac * 10 + (k < d->nfrac ? (uint64_t)(d->frac[k] - '0') : 0);
+	return whole * (uint64_t)MONEY_SCALE + frac;
 }
 
 int money_parse_n(const char *s, size_t len, int64_t *out)
 {
-	size_t i = 0;
-	bool neg = false;
-	int64_t whole = 0, frac = 0;
-	int nwhole = 0, nfrac = 0;
-	if (s == NULL || len == 0)
+	struct decimal_text d;
+	if (s == NULL || !scan_decimal(s, len, &d) || d.plus || d.nwritten == 0 ||
+	    (d.dot && d.nfrac == 0))
 		return MONEY_ERR_SYNTAX;
-	if (s[0] == '-') {
-		neg = true;
-		i++;
-	}
-	/* Leading zeros do not count against the integer digits. */
-	size_t lead = i;
-	while (lead + 1 < len && s[lead] == '0' && is_digit(s[lead + 1]))
-		lead++;
-	i = lead;
-	read_digits(s, len, &i, &whole, &nwhole, MONEY_MAX_INT_DIGITS);
-	if (nwhole == 0)
-		return MONEY_ERR_SYNTAX;
-	if (i < len && s[i] == '.') {
-		i++;
-		read_digits(s, len, &i, &frac, &nfrac, MONEY_DECIMALS);
-		if (nfrac == 0)
-			return MONEY_ERR_SYNTAX;
-	}
-	if (i != len)
-		return MONEY_ERR_SYNTAX;
-	if (nfrac > MONEY_DECIMALS)
+	if (d.nfrac > MONEY_DECIMALS)
 		return MONEY_ERR_PRECISION;
-	if (nwhole > MONEY_MAX_INT_DIGITS)
+	if (d.nwhole > MONEY_MAX_INT_DIGITS)
 		return MONEY_ERR_RANGE;
-	for (int k = nfrac; k < MONEY_DECIMALS; k++)
-		frac *= 10;
-	int64_t v = whole * MONEY_SCALE + frac; /* <= MONEY_MAX by digit counts */
-	*out = neg ? -v : v;
+	int64_t v = (int64_t)micro_units(&d); /* <= MONEY_MAX by digit counts */
+	*out = d.neg ? -v : v;
 	return MONEY_OK;
 }
 
@@ -72,6 +91,33 @@ int money_parse(const char *s, int64_t *out)
 	if (s == NULL)
 		return MONEY_ERR_SYNTAX;
 	return money_parse_n(s, strlen(s), out);
+}
+
+/* INT64_MIN's magnitude in micro-units has 13 integer digits
+ * (9223372036854.775808); 14 or more are out of range whatever follows. */
+#define NUMERIC_MAX_INT_DIGITS 13
+
+int money_parse_numeric(const char *s, int64_t *out)
+{
+	const uint64_t limit = (uint64_t)INT64_MAX + 1u; /* |INT64_MIN| */
+	struct decimal_text d;
+	if (s == NULL || !scan_decimal(s, strlen(s), &d) || d.nwritten + d.nfrac == 0)
+		return MONEY_ERR_SYNTAX;
+	if (d.nwhole > NUMERIC_MAX_INT_DIGITS)
+		return MONEY_ERR_RANGE;
+	unsigned __int128 mag = micro_units(&d);
+	if (d.nfrac > MONEY_DECIMALS) { /* half-even on the digits past the sixth */
+		int next = d.frac[MONEY_DECIMALS] - '0';
+		bool rest = false;
+		for (size_t k = MONEY_DECIMALS + 1; k < d.nfrac; k++)
+			rest = rest || d.frac[k] != '0';
+		if (next > 5 || (next == 5 && (rest || (mag & 1u))))
+			mag++;
+	}
+	if (mag > limit || (!d.neg && mag == limit))
+		return MONEY_ERR_RANGE;
+	*out = d.neg ? (int64_t)(0u - (uint64_t)mag) : (int64_t)mag;
+	return MONEY_OK;
 }
 
 const char *money_strerror(int status)

@@ -11,6 +11,9 @@
  *   input  "12.5", "0.0034", "-1", "007" — optional '-', digits, optional
  *          '.' and 1..6 digits. Rejected: '+', spaces, exponents ("1e3"),
  *          "1,5", ".5", "5.", more than 6 decimals, > 12 integer digits.
+ *   NUMERIC what PostgreSQL returns for a NUMERIC (money_parse_numeric):
+ *          also '+', ".5", "5.", and more than 6 decimals (rounded
+ *          half-even); range: the whole int64. One scanner serves both.
  *   full   "12.500000" (always 6 decimals; money_format)
  *   short  "12.5" -> "12.50" with at least N decimals, trailing zeros of
  *          the rest dropped (money_format_min; rates: "0.0034")
@@ -44,6 +47,14 @@ int money_parse(const char *s, int64_t *out) __attribute__((warn_unused_result))
  * syntax error). */
 int money_parse_n(const char *s, size_t len, int64_t *out)
 	__attribute__((warn_unused_result));
+/* A NUMERIC text as the database returns it (the db layer reads money
+ * with this): optional '-' or '+', digits with an optional '.' and
+ * fraction, at least one digit on either side of the '.' ("5.", ".5");
+ * digits past the sixth decimal round half-even ("0.0000015" -> 2).
+ * MONEY_ERR_SYNTAX, or MONEY_ERR_RANGE beyond int64 micro-units (not
+ * MONEY_MAX: an aggregate may exceed one column's range). *out is set only
+ * on MONEY_OK. */
+int money_parse_numeric(const char *s, int64_t *out) __attribute__((warn_unused_result));
 /* A short English reason for a money_status ("has more than 6 decimals"),
  * static. */
 const char *money_strerror(int status);

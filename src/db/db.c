@@ -16,6 +16,7 @@
 #include <stdatomic.h>
 #include <sys/stat.h>
 
+#include "core/money.h"
 #include "db/db.h"
 #include "db/db_impl.h"
 
@@ -321,6 +322,50 @@ int db_exec_script(struct db_conn *c, const char *sql)
 	return note_unavailable(c, c->db->ops->exec_script(c, sql));
 }
 
+int db_pipeline_begin(struct db_conn *c)
+{
+	if (c->broken)
+		return db_set_err(c, DB_ERR_UNAVAILABLE, "connection is broken");
+	if (c->db->ops->pipeline_begin == NULL)
+		return DB_OK;
+	return note_unavailable(c, c->db->ops->pipeline_begin(c));
+}
+
+int db_exec_queued(struct db_conn *c, const char *sql, const struct db_param *params,
+		   int nparams, struct db_res **out, int64_t *affected)
+{
+	if (c->db->ops->exec_queued == NULL)
+		return db_exec(c, sql, params, nparams, out, affected);
+	if (out != NULL)
+		*out = NULL;
+	if (affected != NULL)
+		*affected = 0;
+	if (c->broken)
+		return db_set_err(c, DB_ERR_UNAVAILABLE, "connection is broken");
+	if (nparams < 0 || (nparams > 0 && params == NULL))
+		return db_set_err(c, DB_ERR, "bad parameter list");
+	return note_unavailable(c, c->db->ops->exec_queued(c, sql, params, nparams, out,
+							   affected));
+}
+
+int db_pipeline_sync(struct db_conn *c)
+{
+	if (c->broken)
+		return db_set_err(c, DB_ERR_UNAVAILABLE, "connection is broken");
+	if (c->db->ops->pipeline_sync == NULL)
+		return DB_OK;
+	return note_unavailable(c, c->db->ops->pipeline_sync(c));
+}
+
+int db_pipeline_end(struct db_conn *c)
+{
+	if (c->broken)
+		return db_set_err(c, DB_ERR_UNAVAILABLE, "connection is broken");
+	if (c->db->ops->pipeline_end == NULL)
+		return DB_OK;
+	return note_unavailable(c, c->db->ops->pipeline_end(c));
+}
+
 int db_lock_xact(struct db_conn *c, int64_t key)
 {
 	if (c->broken)
@@ -618,65 +663,14 @@ int64_t db_get_money(const struct db_res *r, int row, int col)
 
 /* ---- money text ---- */
 
+/* The engines' names for the core/money.c functions (db_pg.c formats
+ * DB_MONEY parameters with db_money_format). */
 void db_money_format(int64_t micros, char *buf, size_t len)
 {
-	/* Unsigned magnitude so INT64_MIN has no overflow. */
-	uint64_t mag = micros < 0 ? (uint64_t)0 - (uint64_t)micros : (uint64_t)micros;
-
-	snprintf(buf, len, "%s%" PRIu64 ".%06" PRIu64, micros < 0 ? "-" : "",
-		 mag / 1000000u, mag % 1000000u);
-}
-
-/* Digits of s accumulated as unsigned magnitude; -1 when past limit. */
-static int acc_digit(uint64_t *mag, int d, uint64_t limit)
-{
-	if (*mag > (limit - (uint64_t)d) / 10u)
-		return -1;
-	*mag = *mag * 10u + (uint64_t)d;
-	return 0;
+	money_format(micros, buf, len);
 }
 
 int db_money_parse(const char *s, int64_t *out)
 {
-	const uint64_t limit = (uint64_t)INT64_MAX + 1u; /* magnitude of INT64_MIN */
-	uint64_t mag = 0;
-	bool neg = false, any = false, odd_rest = false;
-	int frac = 0, round_digit = -1;
-	const char *p = s;
-
-	if (p == NULL)
-		return -1;
-	if (*p == '-' || *p == '+')
-		neg = *p++ == '-';
-	for (; *p >= '0' && *p <= '9'; p++, any = true)
-		if (acc_digit(&mag, *p - '0', limit) != 0)
-			return -1;
-	if (*p == '.') {
-		for (p++; *p >= '0' && *p <= '9'; p++, any = true) {
-			if (frac < 6) {
-				if (acc_digit(&mag, *p - '0', limit) != 0)
-					return -1;
-				frac++;
-			} else if (round_digit < 0) {
-				round_digit = *p - '0';
-			} else if (*p != '0') {
-				odd_rest = true;
-			}
-		}
-	}
-	if (!any || *p != '\0')
-		return -1;
-	for (; frac < 6; frac++)
-		if (acc_digit(&mag, 0, limit) != 0)
-			return -1;
-	/* Half-even on the digits past the sixth. */
-	if (round_digit > 5 || (round_digit == 5 && (odd_rest || (mag & 1u)))) {
-		if (mag >= limit)
-			return -1;
-		mag++;
-	}
-	if (mag > limit || (!neg && mag == limit))
-		return -1;
-	*out = neg ? (int64_t)(0u - mag) : (int64_t)mag;
-	return 0;
+	return money_parse_numeric(s, out) == MONEY_OK ? 0 : -1;
 }

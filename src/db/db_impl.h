@@ -36,6 +36,16 @@ struct db_ops {
 	int (*lock_xact)(struct db_conn *c, int64_t key);
 	/* True when a transaction is open (release rolls it back). */
 	bool (*in_tx)(struct db_conn *c);
+	/* Pipelining (db.h); NULL on engines without it (SQLite): then
+	 * exec_queued is exec and the other three do nothing. in_tx must be
+	 * true while a pipeline is open, and exec/exec_script must work
+	 * inside one (exec: queue + sync; exec_script: end it first). */
+	int (*pipeline_begin)(struct db_conn *c);
+	int (*exec_queued)(struct db_conn *c, const char *sql,
+			   const struct db_param *params, int nparams,
+			   struct db_res **out, int64_t *affected);
+	int (*pipeline_sync)(struct db_conn *c);
+	int (*pipeline_end)(struct db_conn *c);
 };
 
 extern const struct db_ops db_ops_sqlite;
@@ -78,10 +88,11 @@ void db_res_end_row(struct db_res *r);
 int db_set_err(struct db_conn *c, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-/* Money as PostgreSQL NUMERIC text. db_money_format writes exact decimal
- * text with 6 fraction digits ("12.500000", "-0.000100") into buf (needs
- * DB_MONEY_TEXT_LEN bytes). db_money_parse reads "[-+]digits[.digits]" into
- * micro-units, rounding half-even beyond 6 fraction digits; returns 0, or
+/* Money as PostgreSQL NUMERIC text, through core/money.c. db_money_format
+ * writes exact decimal text with 6 fraction digits ("12.500000",
+ * "-0.000100") into buf (needs DB_MONEY_TEXT_LEN bytes; money_format).
+ * db_money_parse reads "[-+]digits[.digits]" into micro-units, rounding
+ * half-even beyond 6 fraction digits (money_parse_numeric); returns 0, or
  * -1 on malformed text or int64 overflow. */
 #define DB_MONEY_TEXT_LEN 32
 void db_money_format(int64_t micros, char *buf, size_t len);

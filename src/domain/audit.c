@@ -143,42 +143,6 @@ void audit_change_bool(json_t *changes, const char *field, bool old_v, bool new_
 
 /* ---- reading -------------------------------------------------------- */
 
-#define AUDIT_SQL_MAX 1024
-#define AUDIT_MAX_PARAMS 12
-
-struct sql_builder {
-	char sql[AUDIT_SQL_MAX];
-	size_t len;
-	bool overflow;
-	struct db_param params[AUDIT_MAX_PARAMS];
-	int n;
-};
-
-static void sb_append(struct sql_builder *b, const char *text)
-{
-	size_t n = strlen(text);
-	if (b->len + n >= sizeof b->sql) {
-		b->overflow = true;
-		return;
-	}
-	memcpy(b->sql + b->len, text, n + 1);
-	b->len += n;
-}
-
-/* Append " AND <column> <op> $k" with p as parameter k. */
-static void sb_where(struct sql_builder *b, const char *column, const char *op,
-		     struct db_param p)
-{
-	char part[96];
-	if (b->n >= AUDIT_MAX_PARAMS) {
-		b->overflow = true;
-		return;
-	}
-	b->params[b->n++] = p;
-	snprintf(part, sizeof part, " AND %s %s $%d", column, op, b->n);
-	sb_append(b, part);
-}
-
 static char *dup_or_null(const char *s)
 {
 	return s ? strdup(s) : NULL;
@@ -201,56 +165,37 @@ static void audit_row_from(const struct db_res *r, int i, void *elem)
 	row->created_at = db_get_int(r, i, 8);
 }
 
-static void audit_build_query(struct sql_builder *b, const char *org_id,
+static void audit_build_query(struct sqlbuf *b, const char *org_id,
 			      const struct audit_filter *f, int limit,
 			      int64_t after_at, const char *after_id)
 {
-	sb_append(b, "SELECT id, user_id, action, table_name, record_id, changes, ip, "
-		     "request_id, created_at FROM audit_logs WHERE TRUE");
-	sb_where(b, "organization_id", "=", DBP_TEXT(org_id));
-	if (f->table_name)
-		sb_where(b, "table_name", "=", DBP_TEXT(f->table_name));
-	if (f->user_id)
-		sb_where(b, "user_id", "=", DBP_TEXT(f->user_id));
-	if (f->action)
-		sb_where(b, "action", "=", DBP_TEXT(f->action));
-	if (f->record_id)
-		sb_where(b, "record_id", "=", DBP_TEXT(f->record_id));
+	sqlbuf_add(b, "SELECT id, user_id, action, table_name, record_id, changes, ip, "
+		      "request_id, created_at FROM audit_logs WHERE TRUE");
+	sqlbuf_cond(b, " AND organization_id = ", DBP_TEXT(org_id), "");
+	sqlbuf_eq(b, "table_name", f->table_name);
+	sqlbuf_eq(b, "user_id", f->user_id);
+	sqlbuf_eq(b, "action", f->action);
+	sqlbuf_eq(b, "record_id", f->record_id);
 	if (f->has_from)
-		sb_where(b, "created_at", ">=", DBP_INT(f->from_us));
+		sqlbuf_cond(b, " AND created_at >= ", DBP_INT(f->from_us), "");
 	if (f->has_to)
-		sb_where(b, "created_at", "<=", DBP_INT(f->to_us));
-	sb_where(b, "created_at", "<=", DBP_INT(after_at)); /* lets the index bound it */
-	b->params[b->n++] = DBP_TEXT(after_id);
-	char tail[160];
-	snprintf(tail, sizeof tail,
-		 " AND (created_at, id) < ($%d, $%d) ORDER BY created_at DESC, id DESC "
-		 "LIMIT $%d",
-		 b->n - 1, b->n, b->n + 1);
-	sb_append(b, tail);
-	b->params[b->n++] = DBP_INT(limit);
+		sqlbuf_cond(b, " AND created_at <= ", DBP_INT(f->to_us), "");
+	/* lets the index bound it */
+	sqlbuf_cond(b, " AND created_at <= ", DBP_INT(after_at), "");
+	sqlbuf_page_desc(b, "created_at", "id", after_at, after_id, limit);
 }
 
 int audit_list(struct db_conn *c, const char *org_id, const struct audit_filter *f,
 	       int limit, int64_t after_at, const char *after_id,
 	       struct audit_row **out, int *n)
 {
-	struct sql_builder b = { .len = 0 };
-	struct db_res *r = NULL;
+	struct sqlbuf b = SQLBUF_INIT;
 	void *rows = NULL;
-	int rc = DB_ERR;
 
 	audit_build_query(&b, org_id, f, limit, after_at, after_id);
-	if (b.overflow)
-		goto out;
-	rc = db_exec(c, b.sql, b.params, b.n, &r, NULL);
-	if (rc != DB_OK)
-		goto out;
-	rc = rows_copy(r, sizeof **out, audit_row_from, &rows, n);
+	int rc = rows_select_sqlbuf(c, &b, sizeof **out, audit_row_from, &rows, n);
 	if (rc == DB_OK)
 		*out = rows;
-out:
-	db_res_free(r);
 	return rc;
 }
 

@@ -15,10 +15,6 @@
 	"id, organization_id, wa_id, bsuid, name, email, tags, attributes, " \
 	"opted_out, opted_out_at, created_at, updated_at"
 
-/* Bounds of the list query builder. */
-#define LIST_SQL_MAX 1024
-#define LIST_MAX_PARAMS 12
-
 /* ---- rows --------------------------------------------------------------- */
 
 void contact_release(struct contact *c)
@@ -73,18 +69,7 @@ static void row_from_result(const struct db_res *r, int i, void *elem)
 static int exec_one(struct db_conn *c, const char *sql, const struct db_param *p, int np,
 		    struct contact *out)
 {
-	struct db_res *r = NULL;
-	int rc = db_exec(c, sql, p, np, &r, NULL);
-	if (rc != DB_OK)
-		return rc;
-	rc = 1;
-	if (db_rows(r) > 0) {
-		if (out)
-			row_from_result(r, 0, out);
-		rc = 0;
-	}
-	db_res_free(r);
-	return rc;
+	return rows_first(c, sql, p, np, sizeof *out, row_from_result, out);
 }
 
 /* ---- validation --------------------------------------------------------- */
@@ -237,59 +222,17 @@ int contacts_find_by_wa_id(struct db_conn *c, const char *org_id, const char *wa
 
 /* ---- list --------------------------------------------------------------- */
 
-struct sql_builder {
-	char sql[LIST_SQL_MAX];
-	size_t len;
-	bool overflow;
-	struct db_param params[LIST_MAX_PARAMS];
-	int n;
-};
-
-static void sb_append(struct sql_builder *b, const char *text)
-{
-	size_t n = strlen(text);
-	if (b->len + n >= sizeof b->sql) {
-		b->overflow = true;
-		return;
-	}
-	memcpy(b->sql + b->len, text, n + 1);
-	b->len += n;
-}
-
-/* Add a parameter; its number ($k), or 0 when the table is full. */
-static int sb_param(struct sql_builder *b, struct db_param p)
-{
-	if (b->n >= LIST_MAX_PARAMS) {
-		b->overflow = true;
-		return 0;
-	}
-	b->params[b->n++] = p;
-	return b->n;
-}
-
-/* Append before + "$k" + after, k the parameter number of p. */
-static void sb_cond(struct sql_builder *b, const char *before, struct db_param p,
-		    const char *after)
-{
-	char part[192];
-	int k = sb_param(b, p);
-	if (k == 0)
-		return;
-	snprintf(part, sizeof part, "%s$%d%s", before, k, after);
-	sb_append(b, part);
-}
-
 /* JSON array membership of a tag: the one per-engine condition. PostgreSQL
  * uses the jsonb `?` operator (top-level string element; index-friendly
  * with a GIN index); SQLite has no jsonb, so it walks the array with
  * json_each. Both mean: tags contains the string $k. */
-static void sb_tag_condition(struct db_conn *c, struct sql_builder *b, const char *tag)
+static void tag_condition(struct db_conn *c, struct sqlbuf *b, const char *tag)
 {
 	if (db_engine(db_conn_db(c)) == DB_ENGINE_PG)
-		sb_cond(b, " AND tags ? ", DBP_TEXT(tag), "::text");
+		sqlbuf_cond(b, " AND tags ? ", DBP_TEXT(tag), "::text");
 	else
-		sb_cond(b, " AND EXISTS (SELECT 1 FROM json_each(contacts.tags) AS t "
-			   "WHERE t.value = ", DBP_TEXT(tag), ")");
+		sqlbuf_cond(b, " AND EXISTS (SELECT 1 FROM json_each(contacts.tags) AS t "
+			       "WHERE t.value = ", DBP_TEXT(tag), ")");
 }
 
 /* '%' + s lower-cased (ASCII) with \, % and _ escaped + '%' into out. */
@@ -337,34 +280,24 @@ static bool phone_pattern(const char *q, char *out, size_t outsz)
 	return digit;
 }
 
-static void build_list_query(struct db_conn *c, struct sql_builder *b, const char *org_id,
+static void build_list_query(struct db_conn *c, struct sqlbuf *b, const char *org_id,
 			     const struct contact_filter *f, int limit, int64_t after_at,
 			     const char *after_id, char *name_pat, size_t name_sz, char *phone_pat,
 			     size_t phone_sz)
 {
-	char tail[160];
-	sb_append(b, "SELECT " CONTACT_COLS " FROM contacts WHERE ");
-	sb_cond(b, "organization_id = ", DBP_TEXT(org_id), "");
+	sqlbuf_add(b, "SELECT " CONTACT_COLS " FROM contacts WHERE ");
+	sqlbuf_cond(b, "organization_id = ", DBP_TEXT(org_id), "");
 	if (f->q && like_pattern(f->q, name_pat, name_sz)) {
-		sb_cond(b, " AND (lower(name) LIKE ", DBP_TEXT(name_pat), " ESCAPE '\\'");
+		sqlbuf_cond(b, " AND (lower(name) LIKE ", DBP_TEXT(name_pat), " ESCAPE '\\'");
 		if (phone_pattern(f->q, phone_pat, phone_sz))
-			sb_cond(b, " OR wa_id LIKE ", DBP_TEXT(phone_pat), "");
-		sb_append(b, ")");
+			sqlbuf_cond(b, " OR wa_id LIKE ", DBP_TEXT(phone_pat), "");
+		sqlbuf_add(b, ")");
 	}
 	if (f->tag)
-		sb_tag_condition(c, b, f->tag);
+		tag_condition(c, b, f->tag);
 	if (f->has_opted_out)
-		sb_cond(b, " AND opted_out = ", DBP_BOOL(f->opted_out), "");
-	int k_at = sb_param(b, DBP_INT(after_at));
-	int k_id = sb_param(b, DBP_TEXT(after_id));
-	int k_lim = sb_param(b, DBP_INT(limit));
-	if (b->overflow)
-		return;
-	snprintf(tail, sizeof tail,
-		 " AND (created_at, id) < ($%d, $%d) ORDER BY created_at DESC, id DESC "
-		 "LIMIT $%d",
-		 k_at, k_id, k_lim);
-	sb_append(b, tail);
+		sqlbuf_cond(b, " AND opted_out = ", DBP_BOOL(f->opted_out), "");
+	sqlbuf_page_desc(b, "created_at", "id", after_at, after_id, limit);
 }
 
 int contacts_list(struct db_conn *c, const char *org_id, const struct contact_filter *f,
@@ -373,10 +306,8 @@ int contacts_list(struct db_conn *c, const char *org_id, const struct contact_fi
 {
 	/* a pattern is at most 2 bytes per query byte plus the two '%' */
 	char name_pat[2 * 4 * CONTACTS_Q_MAX + 3], phone_pat[4 * CONTACTS_Q_MAX + 3];
-	struct sql_builder b = { .len = 0 };
-	struct db_res *r = NULL;
+	struct sqlbuf b = SQLBUF_INIT;
 	void *rows = NULL;
-	int rc = DB_ERR;
 
 	*out = NULL;
 	*n = 0;
@@ -384,16 +315,9 @@ int contacts_list(struct db_conn *c, const char *org_id, const struct contact_fi
 		return DB_OK;
 	build_list_query(c, &b, org_id, f, limit, after_at, after_id, name_pat, sizeof name_pat,
 			 phone_pat, sizeof phone_pat);
-	if (b.overflow)
-		goto out;
-	rc = db_exec(c, b.sql, b.params, b.n, &r, NULL);
-	if (rc != DB_OK)
-		goto out;
-	rc = rows_copy(r, sizeof **out, row_from_result, &rows, n);
+	int rc = rows_select_sqlbuf(c, &b, sizeof **out, row_from_result, &rows, n);
 	if (rc == DB_OK)
 		*out = rows;
-out:
-	db_res_free(r);
 	return rc;
 }
 

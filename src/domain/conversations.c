@@ -3,9 +3,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/json.h"
 #include "core/str.h"
 #include "core/timeutil.h"
 #include "core/uuid.h"
+#include "domain/rows.h"
 
 #define CONV_COLS                                                                  \
 	"cv.id, cv.organization_id, cv.whatsapp_number_id, cv.status, "             \
@@ -19,30 +21,26 @@
 /* COALESCE(last_message_at, created_at): the list's sort key. */
 #define CONV_SORT "COALESCE(cv.last_message_at, cv.created_at)"
 
-static void text_col(char *dst, size_t n, const struct db_res *r, int row, int col)
+static void conv_from_row(const struct db_res *r, int row, void *elem)
 {
-	const char *s = db_get_text(r, row, col);
-	str_copy(dst, n, s ? s : "");
-}
-
-static void conv_from_row(const struct db_res *r, int row, struct conversation *cv)
-{
+	struct conversation *cv = elem;
 	memset(cv, 0, sizeof *cv);
-	text_col(cv->id, sizeof cv->id, r, row, 0);
-	text_col(cv->organization_id, sizeof cv->organization_id, r, row, 1);
-	text_col(cv->whatsapp_number_id, sizeof cv->whatsapp_number_id, r, row, 2);
-	text_col(cv->status, sizeof cv->status, r, row, 3);
-	text_col(cv->assigned_to, sizeof cv->assigned_to, r, row, 4);
+	str_copy(cv->id, sizeof cv->id, db_get_text(r, row, 0));
+	str_copy(cv->organization_id, sizeof cv->organization_id, db_get_text(r, row, 1));
+	str_copy(cv->whatsapp_number_id, sizeof cv->whatsapp_number_id,
+		 db_get_text(r, row, 2));
+	str_copy(cv->status, sizeof cv->status, db_get_text(r, row, 3));
+	str_copy(cv->assigned_to, sizeof cv->assigned_to, db_get_text(r, row, 4));
 	cv->last_message_at = db_get_int(r, row, 5);
 	cv->last_inbound_at = db_get_int(r, row, 6);
 	cv->window_expires_at = db_get_int(r, row, 7);
 	cv->unread_count = db_get_int(r, row, 8);
 	cv->created_at = db_get_int(r, row, 9);
 	cv->updated_at = db_get_int(r, row, 10);
-	text_col(cv->contact_id, sizeof cv->contact_id, r, row, 11);
-	text_col(cv->contact_name, sizeof cv->contact_name, r, row, 12);
-	text_col(cv->contact_wa_id, sizeof cv->contact_wa_id, r, row, 13);
-	text_col(cv->contact_bsuid, sizeof cv->contact_bsuid, r, row, 14);
+	str_copy(cv->contact_id, sizeof cv->contact_id, db_get_text(r, row, 11));
+	str_copy(cv->contact_name, sizeof cv->contact_name, db_get_text(r, row, 12));
+	str_copy(cv->contact_wa_id, sizeof cv->contact_wa_id, db_get_text(r, row, 13));
+	str_copy(cv->contact_bsuid, sizeof cv->contact_bsuid, db_get_text(r, row, 14));
 }
 
 int64_t conversation_sort_at(const struct conversation *cv)
@@ -55,54 +53,30 @@ bool conversation_window_open(const struct conversation *cv, int64_t now_us)
 	return cv->window_expires_at > now_us;
 }
 
-static json_t *time_or_null(int64_t us)
-{
-	char buf[TIME_RFC3339_LEN];
-	if (us <= 0)
-		return json_null();
-	return json_string(time_format_rfc3339(us, buf, sizeof buf));
-}
-
-static json_t *str_or_null(const char *s)
-{
-	return s[0] ? json_string(s) : json_null();
-}
-
 json_t *conversation_json(const struct conversation *cv)
 {
 	json_t *contact = json_pack("{s:s, s:o, s:o, s:o}", "id", cv->contact_id, "name",
-				    str_or_null(cv->contact_name), "phone",
-				    str_or_null(cv->contact_wa_id), "bsuid",
-				    str_or_null(cv->contact_bsuid));
+				    json_str_or_null(cv->contact_name), "phone",
+				    json_str_or_null(cv->contact_wa_id), "bsuid",
+				    json_str_or_null(cv->contact_bsuid));
 	if (!contact)
 		return NULL;
 	return json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:I, s:o, s:o}", "id",
 			 cv->id, "whatsapp_number_id", cv->whatsapp_number_id, "status",
-			 cv->status, "assigned_to", str_or_null(cv->assigned_to), "contact",
-			 contact, "last_message_at", time_or_null(cv->last_message_at),
-			 "last_inbound_at", time_or_null(cv->last_inbound_at),
-			 "window_expires_at", time_or_null(cv->window_expires_at),
+			 cv->status, "assigned_to", json_str_or_null(cv->assigned_to), "contact",
+			 contact, "last_message_at", json_time_or_null(cv->last_message_at),
+			 "last_inbound_at", json_time_or_null(cv->last_inbound_at),
+			 "window_expires_at", json_time_or_null(cv->window_expires_at),
 			 "unread_count", (json_int_t)cv->unread_count, "created_at",
-			 time_or_null(cv->created_at), "updated_at",
-			 time_or_null(cv->updated_at));
+			 json_time_or_null(cv->created_at), "updated_at",
+			 json_time_or_null(cv->updated_at));
 }
 
 /* Run a query returning CONV_COLS rows; 0 with *out = first row, 1 none. */
 static int find_one(struct db_conn *c, const char *sql, const struct db_param *p, int np,
 		    struct conversation *out)
 {
-	struct db_res *r = NULL;
-	int rc = db_exec(c, sql, p, np, &r, NULL);
-	if (rc != DB_OK)
-		return rc;
-	if (db_rows(r) == 0) {
-		rc = 1;
-	} else {
-		conv_from_row(r, 0, out);
-		rc = 0;
-	}
-	db_res_free(r);
-	return rc;
+	return rows_first(c, sql, p, np, sizeof *out, conv_from_row, out);
 }
 
 int conversations_find(struct db_conn *c, const char *org_id, const char *id,
@@ -153,70 +127,38 @@ int conversations_open(struct db_conn *c, const char *org_id, const char *contac
 	return rc == 1 ? DB_ERR : rc;
 }
 
-/* The list SQL for the filters present: $1 org, $2 at, $3 id, $4 limit,
- * then one parameter per present filter in order (status, assigned_to,
- * number). Dynamic rather than "($k IS NULL OR col = $k)", which
- * PostgreSQL cannot type; at most 8 texts, each prepared once. */
-static void list_sql(char *buf, size_t n, const struct conversation_filter *f)
+/* The list SQL for the filters present (status, assigned_to, number):
+ * only the conditions that apply rather than "($k IS NULL OR col = $k)",
+ * which PostgreSQL cannot type; at most 8 texts, each prepared once. */
+static void build_list_query(struct sqlbuf *b, const char *org_id,
+			     const struct conversation_filter *f, int limit, int64_t after_at,
+			     const char *after_id)
 {
-	static const char *const cols[] = { "cv.status", "cv.assigned_to",
-					    "cv.whatsapp_number_id" };
-	const char *vals[] = { f->status, f->assigned_to, f->number_id };
-	char where[256] = "";
-	size_t used = 0;
-	int k = 5;
-	for (int i = 0; i < 3; i++) {
-		if (!vals[i])
-			continue;
-		int w = snprintf(where + used, sizeof where - used, " AND %s = $%d", cols[i], k++);
-		if (w > 0 && (size_t)w < sizeof where - used)
-			used += (size_t)w;
-	}
-	snprintf(buf, n,
-		 "SELECT " CONV_COLS CONV_FROM "WHERE cv.organization_id = $1%s "
-		 "AND (" CONV_SORT ", cv.id) < ($2, $3) "
-		 "ORDER BY " CONV_SORT " DESC, cv.id DESC LIMIT $4",
-		 where);
+	sqlbuf_add(b, "SELECT " CONV_COLS CONV_FROM "WHERE TRUE");
+	sqlbuf_cond(b, " AND cv.organization_id = ", DBP_TEXT(org_id), "");
+	sqlbuf_eq(b, "cv.status", f->status);
+	sqlbuf_eq(b, "cv.assigned_to", f->assigned_to);
+	sqlbuf_eq(b, "cv.whatsapp_number_id", f->number_id);
+	sqlbuf_page_desc(b, CONV_SORT, "cv.id", after_at,
+			 after_id ? after_id : "ffffffff-ffff-ffff-ffff-ffffffffffff", limit);
 }
 
 int conversations_list(struct db_conn *c, const char *org_id,
 		       const struct conversation_filter *f, int limit, int64_t after_at,
 		       const char *after_id, struct conversation **out, int *n)
 {
+	struct sqlbuf b = SQLBUF_INIT;
+	void *rows = NULL;
+
 	*out = NULL;
 	*n = 0;
 	if ((f->assigned_to && !uuid_is_valid(f->assigned_to)) ||
 	    (f->number_id && !uuid_is_valid(f->number_id)) || !uuid_is_valid(org_id))
 		return DB_OK;
-	struct db_param p[7] = {
-		DBP_TEXT(org_id), DBP_INT(after_at),
-		DBP_TEXT(after_id ? after_id : "ffffffff-ffff-ffff-ffff-ffffffffffff"),
-		DBP_INT(limit),
-	};
-	int np = 4;
-	const char *vals[] = { f->status, f->assigned_to, f->number_id };
-	for (int i = 0; i < 3; i++)
-		if (vals[i])
-			p[np++] = DBP_TEXT(vals[i]);
-	char sql[2048];
-	list_sql(sql, sizeof sql, f);
-	struct db_res *r = NULL;
-	int rc = db_exec(c, sql, p, np, &r, NULL);
-	if (rc != DB_OK)
-		return rc;
-	int rows = db_rows(r);
-	if (rows > 0) {
-		*out = calloc((size_t)rows, sizeof **out);
-		if (!*out) {
-			rc = DB_ERR;
-			goto out;
-		}
-		for (int i = 0; i < rows; i++)
-			conv_from_row(r, i, &(*out)[i]);
-		*n = rows;
-	}
-out:
-	db_res_free(r);
+	build_list_query(&b, org_id, f, limit, after_at, after_id);
+	int rc = rows_select_sqlbuf(c, &b, sizeof **out, conv_from_row, &rows, n);
+	if (rc == DB_OK)
+		*out = rows;
 	return rc;
 }
 

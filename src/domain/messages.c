@@ -35,34 +35,29 @@ void messages_free(struct message *rows, int n)
 	free(rows);
 }
 
-static void text_col(char *dst, size_t n, const struct db_res *r, int row, int col)
-{
-	const char *s = db_get_text(r, row, col);
-	str_copy(dst, n, s ? s : "");
-}
-
 /* Fill m from row; false on out of memory (m released). */
 static bool msg_from_row(const struct db_res *r, int row, struct message *m)
 {
 	memset(m, 0, sizeof *m);
-	text_col(m->id, sizeof m->id, r, row, 0);
-	text_col(m->organization_id, sizeof m->organization_id, r, row, 1);
-	text_col(m->conversation_id, sizeof m->conversation_id, r, row, 2);
-	text_col(m->whatsapp_number_id, sizeof m->whatsapp_number_id, r, row, 3);
-	text_col(m->contact_id, sizeof m->contact_id, r, row, 4);
-	text_col(m->direction, sizeof m->direction, r, row, 5);
-	text_col(m->type, sizeof m->type, r, row, 6);
+	str_copy(m->id, sizeof m->id, db_get_text(r, row, 0));
+	str_copy(m->organization_id, sizeof m->organization_id, db_get_text(r, row, 1));
+	str_copy(m->conversation_id, sizeof m->conversation_id, db_get_text(r, row, 2));
+	str_copy(m->whatsapp_number_id, sizeof m->whatsapp_number_id,
+		 db_get_text(r, row, 3));
+	str_copy(m->contact_id, sizeof m->contact_id, db_get_text(r, row, 4));
+	str_copy(m->direction, sizeof m->direction, db_get_text(r, row, 5));
+	str_copy(m->type, sizeof m->type, db_get_text(r, row, 6));
 	const char *text = db_get_text(r, row, 7);
 	if (text && !(m->text = strdup(text)))
 		return false;
 	const char *content = db_get_text(r, row, 8);
 	if (content) /* stored by us or the processor: valid JSON; bad -> null */
 		m->content = json_loadb(content, db_get_len(r, row, 8), JSON_DECODE_ANY, NULL);
-	text_col(m->status, sizeof m->status, r, row, 9);
-	text_col(m->wamid, sizeof m->wamid, r, row, 10);
+	str_copy(m->status, sizeof m->status, db_get_text(r, row, 9));
+	str_copy(m->wamid, sizeof m->wamid, db_get_text(r, row, 10));
 	m->has_error_code = !db_isnull(r, row, 11);
 	m->error_code = db_get_int(r, row, 11);
-	text_col(m->error_message, sizeof m->error_message, r, row, 12);
+	str_copy(m->error_message, sizeof m->error_message, db_get_text(r, row, 12));
 	m->created_at = db_get_int(r, row, 13);
 	m->sent_at = db_get_int(r, row, 14);
 	m->delivered_at = db_get_int(r, row, 15);
@@ -70,22 +65,9 @@ static bool msg_from_row(const struct db_res *r, int row, struct message *m)
 	m->failed_at = db_get_int(r, row, 17);
 	m->has_cost = !db_isnull(r, row, 18);
 	m->cost_micros = m->has_cost ? db_get_money(r, row, 18) : 0;
-	text_col(m->currency, sizeof m->currency, r, row, 19);
-	text_col(m->pricing_category, sizeof m->pricing_category, r, row, 20);
+	str_copy(m->currency, sizeof m->currency, db_get_text(r, row, 19));
+	str_copy(m->pricing_category, sizeof m->pricing_category, db_get_text(r, row, 20));
 	return true;
-}
-
-static json_t *time_or_null(int64_t us)
-{
-	char buf[TIME_RFC3339_LEN];
-	if (us <= 0)
-		return json_null();
-	return json_string(time_format_rfc3339(us, buf, sizeof buf));
-}
-
-static json_t *str_or_null(const char *s)
-{
-	return s && s[0] ? json_string(s) : json_null();
 }
 
 /* Exact decimal text of micro-units: 12500000 -> "12.500000". */
@@ -102,22 +84,22 @@ json_t *message_json(const struct message *m)
 {
 	json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:o, s:O?, s:s, s:o}", "id", m->id,
 			      "conversation_id", m->conversation_id, "direction",
-			      m->direction, "type", m->type, "text", str_or_null(m->text),
+			      m->direction, "type", m->type, "text", json_str_or_null(m->text),
 			      "content", m->content, "status", m->status, "wamid",
-			      str_or_null(m->wamid));
+			      json_str_or_null(m->wamid));
 	if (!o)
 		return NULL;
 	json_object_set_new(o, "error_code",
 			    m->has_error_code ? json_integer(m->error_code) : json_null());
-	json_object_set_new(o, "error_message", str_or_null(m->error_message));
-	json_object_set_new(o, "created_at", time_or_null(m->created_at));
-	json_object_set_new(o, "sent_at", time_or_null(m->sent_at));
-	json_object_set_new(o, "delivered_at", time_or_null(m->delivered_at));
-	json_object_set_new(o, "read_at", time_or_null(m->read_at));
-	json_object_set_new(o, "failed_at", time_or_null(m->failed_at));
+	json_object_set_new(o, "error_message", json_str_or_null(m->error_message));
+	json_object_set_new(o, "created_at", json_time_or_null(m->created_at));
+	json_object_set_new(o, "sent_at", json_time_or_null(m->sent_at));
+	json_object_set_new(o, "delivered_at", json_time_or_null(m->delivered_at));
+	json_object_set_new(o, "read_at", json_time_or_null(m->read_at));
+	json_object_set_new(o, "failed_at", json_time_or_null(m->failed_at));
 	json_object_set_new(o, "cost", m->has_cost ? money_json(m->cost_micros) : json_null());
-	json_object_set_new(o, "currency", str_or_null(m->currency));
-	json_object_set_new(o, "pricing_category", str_or_null(m->pricing_category));
+	json_object_set_new(o, "currency", json_str_or_null(m->currency));
+	json_object_set_new(o, "pricing_category", json_str_or_null(m->pricing_category));
 	return o;
 }
 

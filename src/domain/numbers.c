@@ -204,32 +204,17 @@ static void number_from_row(const struct db_res *r, int row, void *elem)
 static int find_one(struct db_conn *c, const char *sql, const struct db_param *p,
 		    int np, struct wa_number *out)
 {
-	struct db_res *r = NULL;
-	int rc = db_exec(c, sql, p, np, &r, NULL);
-	if (rc != DB_OK)
-		return rc;
-	rc = 1;
-	if (db_rows(r) > 0) {
-		number_from_row(r, 0, out);
-		rc = 0;
-	}
-	db_res_free(r);
-	return rc;
+	return rows_first(c, sql, p, np, sizeof *out, number_from_row, out);
 }
 
 /* Run a query selecting NUMBER_COLS into a malloc'd array. */
 static int find_many(struct db_conn *c, const char *sql, const struct db_param *p,
 		     int np, struct wa_number **out, int *n)
 {
-	struct db_res *r = NULL;
 	void *rows = NULL;
-	int rc = db_exec(c, sql, p, np, &r, NULL);
-	if (rc != DB_OK)
-		return rc;
-	rc = rows_copy(r, sizeof **out, number_from_row, &rows, n);
+	int rc = rows_select(c, sql, p, np, sizeof **out, number_from_row, &rows, n);
 	if (rc == DB_OK)
 		*out = rows;
-	db_res_free(r);
 	return rc;
 }
 
@@ -332,11 +317,14 @@ int numbers_list(struct db_conn *c, const char *org_id, int limit, int64_t after
 			 p, 4, out, n);
 }
 
-/* Bump updated_at of the live row: takes its lock (PostgreSQL) so what we
- * read next is exactly what the update replaces. 0, 1 not found, < 0. */
-static int numbers_touch(struct db_conn *c, const char *org_id, const char *id,
-			 int64_t now)
+/* Bump updated_at of the live row to now, which takes its lock
+ * (PostgreSQL) so what is read next is exactly what the caller's update
+ * replaces, and read it into *n. 0, 1 not found (or a malformed id), < 0. */
+static int touch_and_find(struct db_conn *c, const char *org_id, const char *id,
+			  int64_t now, struct wa_number *n)
 {
+	if (!uuid_is_valid(id) || !uuid_is_valid(org_id))
+		return 1;
 	struct db_param p[] = { DBP_TEXT(org_id), DBP_TEXT(id), DBP_INT(now) };
 	int64_t affected = 0;
 	int rc = db_exec(c,
@@ -345,7 +333,9 @@ static int numbers_touch(struct db_conn *c, const char *org_id, const char *id,
 			 p, 3, NULL, &affected);
 	if (rc != DB_OK)
 		return rc;
-	return affected == 0 ? 1 : 0;
+	if (affected == 0)
+		return 1;
+	return numbers_find(c, org_id, id, n);
 }
 
 /* Write the patch's sealed credentials (each only when asked). */
@@ -371,14 +361,10 @@ int numbers_update(struct db_conn *c, const uint8_t key[32], const char *org_id,
 		   const char *id, const struct number_patch *patch,
 		   struct wa_number *before, struct wa_number *out)
 {
-	if (!uuid_is_valid(id) || !uuid_is_valid(org_id))
-		return 1;
 	int64_t now = time_now_us();
-	int rc = numbers_touch(c, org_id, id, now);
-	if (rc != 0)
-		return rc;
 	struct wa_number n;
-	if ((rc = numbers_find(c, org_id, id, &n)) != 0)
+	int rc = touch_and_find(c, org_id, id, now, &n);
+	if (rc != 0)
 		return rc;
 	if (before)
 		*before = n;
@@ -410,14 +396,10 @@ int numbers_update(struct db_conn *c, const uint8_t key[32], const char *org_id,
 int numbers_delete(struct db_conn *c, const char *org_id, const char *id,
 		   struct wa_number *before)
 {
-	if (!uuid_is_valid(id) || !uuid_is_valid(org_id))
-		return 1;
 	int64_t now = time_now_us();
-	int rc = numbers_touch(c, org_id, id, now);
-	if (rc != 0)
-		return rc;
 	struct wa_number n;
-	if ((rc = numbers_find(c, org_id, id, &n)) != 0)
+	int rc = touch_and_find(c, org_id, id, now, &n);
+	if (rc != 0)
 		return rc;
 	struct db_param p[] = { DBP_TEXT(org_id), DBP_TEXT(n.id), DBP_INT(now) };
 	rc = db_exec(c,

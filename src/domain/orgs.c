@@ -72,17 +72,7 @@ static int find_one(struct db_conn *c, const char *sql, const char *arg,
 		    struct org *out)
 {
 	struct db_param p[] = { DBP_TEXT(arg) };
-	struct db_res *r = NULL;
-	int rc = db_exec(c, sql, p, 1, &r, NULL);
-	if (rc != DB_OK)
-		return rc;
-	rc = 1;
-	if (db_rows(r) > 0) {
-		org_from_row(r, 0, out);
-		rc = 0;
-	}
-	db_res_free(r);
-	return rc;
+	return rows_first(c, sql, p, 1, sizeof *out, org_from_row, out);
 }
 
 int orgs_find_by_slug(struct db_conn *c, const char *slug, struct org *out)
@@ -196,18 +186,13 @@ int orgs_list(struct db_conn *c, int limit, int64_t after_at, const char *after_
 	      struct org **out, int *n)
 {
 	struct db_param p[] = { DBP_INT(after_at), DBP_TEXT(after_id), DBP_INT(limit) };
-	struct db_res *r = NULL;
 	void *rows = NULL;
-	int rc = db_exec(c,
-			 "SELECT " ORG_COLS " FROM organizations "
-			 "WHERE (created_at, id) < ($1, $2) "
-			 "ORDER BY created_at DESC, id DESC LIMIT $3",
-			 p, 3, &r, NULL);
-	if (rc != DB_OK)
-		return rc;
-	rc = rows_copy(r, sizeof **out, org_from_row, &rows, n);
+	int rc = rows_select(c,
+			     "SELECT " ORG_COLS " FROM organizations "
+			     "WHERE (created_at, id) < ($1, $2) "
+			     "ORDER BY created_at DESC, id DESC LIMIT $3",
+			     p, 3, sizeof **out, org_from_row, &rows, n);
 	if (rc == DB_OK)
 		*out = rows;
-	db_res_free(r);
 	return rc;
 }

@@ -17,10 +17,6 @@
 	"parameter_format, components, status, rejected_reason, quality_score, " \
 	"meta_template_id, created_at, updated_at"
 
-/* Bounds of the list query builder. */
-#define LIST_SQL_MAX 1024
-#define LIST_MAX_PARAMS 12
-
 static const char *const STATUSES[] = {
 	"DRAFT", "PENDING", "APPROVED", "REJECTED", "PAUSED", "DISABLED", "ARCHIVED", "DELETED",
 };
@@ -156,18 +152,7 @@ out:
 static int find_one(struct db_conn *c, const char *sql, const struct db_param *p, int np,
 		    struct template_row *out)
 {
-	struct db_res *r = NULL;
-	int rc = db_exec(c, sql, p, np, &r, NULL);
-	if (rc != DB_OK)
-		return rc;
-	rc = 1;
-	if (db_rows(r) > 0) {
-		memset(out, 0, sizeof *out);
-		row_from_result(r, 0, out);
-		rc = 0;
-	}
-	db_res_free(r);
-	return rc;
+	return rows_first(c, sql, p, np, sizeof *out, row_from_result, out);
 }
 
 int templates_find(struct db_conn *c, const char *org_id, const char *id,
@@ -198,72 +183,26 @@ int templates_find_by_key(struct db_conn *c, const char *org_id, const char *num
 
 /* ---- list ------------------------------------------------------------- */
 
-struct sql_builder {
-	char sql[LIST_SQL_MAX];
-	size_t len;
-	bool overflow;
-	struct db_param params[LIST_MAX_PARAMS];
-	int n;
-};
-
-static void sb_append(struct sql_builder *b, const char *text)
-{
-	size_t n = strlen(text);
-	if (b->len + n >= sizeof b->sql) {
-		b->overflow = true;
-		return;
-	}
-	memcpy(b->sql + b->len, text, n + 1);
-	b->len += n;
-}
-
-/* Append " AND <column> = $k" with value as parameter k (NULL: nothing). */
-static void sb_eq(struct sql_builder *b, const char *column, const char *value)
-{
-	char part[96];
-	if (!value)
-		return;
-	if (b->n >= LIST_MAX_PARAMS - 3) {
-		b->overflow = true;
-		return;
-	}
-	b->params[b->n++] = DBP_TEXT(value);
-	snprintf(part, sizeof part, " AND %s = $%d", column, b->n);
-	sb_append(b, part);
-}
-
-static void build_list_query(struct sql_builder *b, const char *org_id,
+static void build_list_query(struct sqlbuf *b, const char *org_id,
 			     const struct template_filter *f, int limit, int64_t after_at,
 			     const char *after_id)
 {
-	char tail[160];
-	sb_append(b, "SELECT " TEMPLATE_COLS " FROM templates WHERE TRUE");
-	sb_eq(b, "organization_id", org_id);
-	sb_eq(b, "status", f->status);
-	sb_eq(b, "category", f->category);
-	sb_eq(b, "language", f->language);
-	sb_eq(b, "name", f->name);
-	sb_eq(b, "whatsapp_number_id", f->number_id);
-	if (b->overflow)
-		return;
-	b->params[b->n++] = DBP_INT(after_at);
-	b->params[b->n++] = DBP_TEXT(after_id);
-	b->params[b->n++] = DBP_INT(limit);
-	snprintf(tail, sizeof tail,
-		 " AND (created_at, id) < ($%d, $%d) ORDER BY created_at DESC, id DESC "
-		 "LIMIT $%d",
-		 b->n - 2, b->n - 1, b->n);
-	sb_append(b, tail);
+	sqlbuf_add(b, "SELECT " TEMPLATE_COLS " FROM templates WHERE TRUE");
+	sqlbuf_cond(b, " AND organization_id = ", DBP_TEXT(org_id), "");
+	sqlbuf_eq(b, "status", f->status);
+	sqlbuf_eq(b, "category", f->category);
+	sqlbuf_eq(b, "language", f->language);
+	sqlbuf_eq(b, "name", f->name);
+	sqlbuf_eq(b, "whatsapp_number_id", f->number_id);
+	sqlbuf_page_desc(b, "created_at", "id", after_at, after_id, limit);
 }
 
 int templates_list(struct db_conn *c, const char *org_id, const struct template_filter *f,
 		   int limit, int64_t after_at, const char *after_id,
 		   struct template_row **out, int *n)
 {
-	struct sql_builder b = { .len = 0 };
-	struct db_res *r = NULL;
+	struct sqlbuf b = SQLBUF_INIT;
 	void *rows = NULL;
-	int rc = DB_ERR;
 
 	if (f->number_id && !uuid_is_valid(f->number_id)) {
 		*out = NULL;
@@ -271,16 +210,9 @@ int templates_list(struct db_conn *c, const char *org_id, const struct template_
 		return DB_OK;
 	}
 	build_list_query(&b, org_id, f, limit, after_at, after_id);
-	if (b.overflow)
-		goto out;
-	rc = db_exec(c, b.sql, b.params, b.n, &r, NULL);
-	if (rc != DB_OK)
-		goto out;
-	rc = rows_copy(r, sizeof **out, row_from_result, &rows, n);
+	int rc = rows_select_sqlbuf(c, &b, sizeof **out, row_from_result, &rows, n);
 	if (rc == DB_OK)
 		*out = rows;
-out:
-	db_res_free(r);
 	return rc;
 }
 

@@ -113,20 +113,10 @@ int users_find(struct db_conn *c, const char *org_id, const char *id,
 	if (!uuid_is_valid(id) || !uuid_is_valid(org_id))
 		return 1;
 	struct db_param p[] = { DBP_TEXT(org_id), DBP_TEXT(id) };
-	struct db_res *r = NULL;
-	int rc = db_exec(c,
-			 "SELECT " USER_COLS " FROM users "
-			 "WHERE organization_id = $1 AND id = $2",
-			 p, 2, &r, NULL);
-	if (rc != DB_OK)
-		return rc;
-	rc = 1;
-	if (db_rows(r) > 0) {
-		user_from_row(r, 0, out);
-		rc = 0;
-	}
-	db_res_free(r);
-	return rc;
+	return rows_first(c,
+			  "SELECT " USER_COLS " FROM users "
+			  "WHERE organization_id = $1 AND id = $2",
+			  p, 2, sizeof *out, user_from_row, out);
 }
 
 int users_list(struct db_conn *c, const char *org_id, int limit, int64_t after_at,
@@ -134,19 +124,14 @@ int users_list(struct db_conn *c, const char *org_id, int limit, int64_t after_a
 {
 	struct db_param p[] = { DBP_TEXT(org_id), DBP_INT(after_at), DBP_TEXT(after_id),
 				DBP_INT(limit) };
-	struct db_res *r = NULL;
 	void *rows = NULL;
-	int rc = db_exec(c,
-			 "SELECT " USER_COLS " FROM users WHERE organization_id = $1 "
-			 "AND (created_at, id) < ($2, $3) "
-			 "ORDER BY created_at DESC, id DESC LIMIT $4",
-			 p, 4, &r, NULL);
-	if (rc != DB_OK)
-		return rc;
-	rc = rows_copy(r, sizeof **out, user_from_row, &rows, n);
+	int rc = rows_select(c,
+			     "SELECT " USER_COLS " FROM users WHERE organization_id = $1 "
+			     "AND (created_at, id) < ($2, $3) "
+			     "ORDER BY created_at DESC, id DESC LIMIT $4",
+			     p, 4, sizeof **out, user_from_row, &rows, n);
 	if (rc == DB_OK)
 		*out = rows;
-	db_res_free(r);
 	return rc;
 }
 

@@ -265,6 +265,14 @@ class ContactsTest(unittest.TestCase):
         self.assertEqual(r.json()["error"]["code"], "unsupported_media_type")
         r = self.call("POST", "/api/v1/contacts/import", {"phone": "x"}, t)
         self.assertEqual(r.status, 415, r)
+        # the media type is matched whole, in any case, parameters allowed
+        for ctype in ("text/csvx", "text/cs", "text/plain; x=text/csv"):
+            with self.subTest(ctype=ctype):
+                r = self.import_csv("phone\n+55 11 98765 4321\n", t, ctype=ctype)
+                self.assertEqual(r.status, 415, r)
+        r = self.import_csv("phone\n+81 3 1234 5678\n", t, ctype="Text/CSV ; charset=utf-8")
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json(), {"created": 1, "updated": 0, "rejected": []})
         r = self.import_csv("name,email\nx,y@example.com\n", t)
         self.assert_422(r, "header")
         r = self.import_csv("", t)
@@ -278,7 +286,7 @@ class ContactsTest(unittest.TestCase):
         self.assertEqual(r.status, 200, r)
         self.assertEqual(r.json()["created"], 1)
         self.assertEqual([x["line"] for x in r.json()["rejected"]], [3])
-        self.assertEqual(len(self.list(tenant=t)["items"]), 2)
+        self.assertEqual(len(self.list(tenant=t)["items"]), 3)
 
     def test_import_row_cap(self):
         t = make_tenant(self.srv, self.su["token"], "cimport3")

@@ -248,6 +248,18 @@ class PricingTest(unittest.TestCase):
                              headers=dict(bearer(self.su["token"]),
                                           **{"Content-Type": "text/plain"}))
         self.assertEqual(r.status, 415, r)
+        for ctype in ("text/csvx", "application/jsonl", "application/json-seq",
+                      "text/plain; x=text/csv"):
+            with self.subTest(ctype=ctype):
+                r = self.srv.request("PUT", "/api/v1/pricing/rates", body,
+                                     headers=dict(bearer(self.su["token"]),
+                                                  **{"Content-Type": ctype}))
+                self.assertEqual(r.status, 415, r)
+        # any case, with parameters: parsed as JSON (and refused for its shape)
+        r = self.srv.request("PUT", "/api/v1/pricing/rates", "{}",
+                             headers=dict(bearer(self.su["token"]),
+                                          **{"Content-Type": "Application/JSON; charset=utf-8"}))
+        self.assertEqual(r.status, 422, r)
         r = self.srv.request("GET", "/api/v1/pricing/rates?at=yesterday",
                              headers=bearer(self.token("viewer")))
         self.assertEqual(r.status, 422, r)

@@ -162,6 +162,28 @@ static void test_list_filters_and_paging(void **state)
 	list_all(f, &window, &rows, &m);
 	assert_int_equal(m, 3);
 	audit_rows_free(rows, m);
+	/* every filter at once: the most parameters the query takes */
+	struct audit_filter every = { .action = "update", .table_name = "users",
+				      .user_id = "00000000-0000-0000-0000-000000000000",
+				      .record_id = "r1", .has_from = true, .from_us = 0,
+				      .has_to = true, .to_us = INT64_MAX };
+	list_all(f, &every, &rows, &m);
+	assert_int_equal(m, 0); /* no row has that user */
+	audit_rows_free(rows, m);
+	every.user_id = NULL;
+	list_all(f, &every, &rows, &m);
+	assert_int_equal(m, 1);
+	audit_rows_free(rows, m);
+	/* no org id: the tenant condition still binds, and matches nothing */
+	struct page p0;
+	page_first(&p0, 200);
+	rows = NULL;
+	m = -1;
+	assert_int_equal(audit_list(f->c, NULL, &none, p0.limit, p0.after_at, p0.after_id,
+				    &rows, &m),
+			 DB_OK);
+	assert_int_equal(m, 0);
+	assert_null(rows);
 	audit_rows_free(all, n);
 }
 

@@ -467,6 +467,42 @@ static void test_dump_compact(void **state)
 	json_decref(o);
 }
 
+/* The answer helpers domain and api modules share: never-set times
+ * (<= 0) and empty strings are JSON null. */
+static void test_or_null(void **state)
+{
+	static const struct {
+		int64_t us;
+		const char *want; /* NULL: JSON null */
+	} times[] = {
+		{ 0, NULL },
+		{ -1, NULL },
+		{ INT64_MIN, NULL },
+		{ 1, "1970-01-01T00:00:00.000001Z" },
+		{ INT64_C(1795950000000000), "2026-11-29T11:00:00Z" },
+	};
+	static const struct {
+		const char *s, *want;
+	} strs[] = { { NULL, NULL }, { "", NULL }, { "a", "a" }, { " ", " " } };
+	(void)state;
+	for (size_t i = 0; i < sizeof times / sizeof times[0]; i++) {
+		json_t *v = json_time_or_null(times[i].us);
+		if (times[i].want == NULL)
+			assert_true(json_is_null(v));
+		else
+			assert_string_equal(json_string_value(v), times[i].want);
+		json_decref(v);
+	}
+	for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
+		json_t *v = json_str_or_null(strs[i].s);
+		if (strs[i].want == NULL)
+			assert_true(json_is_null(v));
+		else
+			assert_string_equal(json_string_value(v), strs[i].want);
+		json_decref(v);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -482,6 +518,7 @@ int main(void)
 		cmocka_unit_test(test_check_bool_and_collect),
 		cmocka_unit_test(test_utf8_len),
 		cmocka_unit_test(test_dump_compact),
+		cmocka_unit_test(test_or_null),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

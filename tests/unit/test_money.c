@@ -274,6 +274,82 @@ static void test_round_trip(void **state)
 	}
 }
 
+/* money_parse_numeric (what the db layer reads PostgreSQL NUMERIC text
+ * with): the same scanner as money_parse, with the database's rules. Each
+ * row also says what the strict money_parse answers, so the table shows
+ * where the two readers differ. */
+static void test_parse_numeric_table(void **state)
+{
+	static const struct {
+		const char *text;
+		int status;     /* money_parse_numeric */
+		int64_t micros; /* when MONEY_OK */
+		int strict;     /* money_parse */
+	} cases[] = {
+		{ "12.500000", MONEY_OK, 12500000, MONEY_OK },
+		{ "-0.000100", MONEY_OK, -100, MONEY_OK },
+		{ "0", MONEY_OK, 0, MONEY_OK },
+		{ "-0", MONEY_OK, 0, MONEY_OK },
+		{ "007.10", MONEY_OK, 7100000, MONEY_OK },
+		{ "+3.000001", MONEY_OK, 3000001, MONEY_ERR_SYNTAX },
+		{ ".5", MONEY_OK, 500000, MONEY_ERR_SYNTAX },
+		{ "-.5", MONEY_OK, -500000, MONEY_ERR_SYNTAX },
+		{ "5.", MONEY_OK, 5000000, MONEY_ERR_SYNTAX },
+		{ "999999999999.999999", MONEY_OK, MONEY_MAX, MONEY_OK },
+		{ "1000000000000", MONEY_OK, INT64_C(1000000000000000000), MONEY_ERR_RANGE },
+		{ "9223372036854.775807", MONEY_OK, INT64_MAX, MONEY_ERR_RANGE },
+		{ "-9223372036854.775808", MONEY_OK, INT64_MIN, MONEY_ERR_RANGE },
+		{ "009223372036854.775807", MONEY_OK, INT64_MAX, MONEY_ERR_RANGE },
+		{ "9223372036854.775808", MONEY_ERR_RANGE, 0, MONEY_ERR_RANGE },
+		{ "-9223372036854.775809", MONEY_ERR_RANGE, 0, MONEY_ERR_RANGE },
+		{ "9223372036854.7758065", MONEY_OK, INT64_MAX - 1, MONEY_ERR_PRECISION },
+		{ "9223372036854.7758075", MONEY_ERR_RANGE, 0, MONEY_ERR_PRECISION },
+		{ "-9223372036854.7758075", MONEY_OK, INT64_MIN, MONEY_ERR_PRECISION },
+		{ "-9223372036854.7758085", MONEY_OK, INT64_MIN, MONEY_ERR_PRECISION },
+		{ "-9223372036854.7758086", MONEY_ERR_RANGE, 0, MONEY_ERR_PRECISION },
+		{ "99999999999999999999", MONEY_ERR_RANGE, 0, MONEY_ERR_RANGE },
+		/* half-even past the sixth decimal */
+		{ "0.0000005", MONEY_OK, 0, MONEY_ERR_PRECISION },
+		{ "0.0000015", MONEY_OK, 2, MONEY_ERR_PRECISION },
+		{ "0.00000051", MONEY_OK, 1, MONEY_ERR_PRECISION },
+		{ "0.0000025000", MONEY_OK, 2, MONEY_ERR_PRECISION },
+		{ "-0.0000025", MONEY_OK, -2, MONEY_ERR_PRECISION },
+		{ "-0.0000005", MONEY_OK, 0, MONEY_ERR_PRECISION },
+		{ "1.23456749", MONEY_OK, 1234567, MONEY_ERR_PRECISION },
+		{ "0.9999995", MONEY_OK, 1000000, MONEY_ERR_PRECISION },
+		{ "12.3333333333333333333", MONEY_OK, 12333333, MONEY_ERR_PRECISION },
+		{ "", MONEY_ERR_SYNTAX, 0, MONEY_ERR_SYNTAX },
+		{ "-", MONEY_ERR_SYNTAX, 0, MONEY_ERR_SYNTAX },
+		{ "+", MONEY_ERR_SYNTAX, 0, MONEY_ERR_SYNTAX },
+		{ ".", MONEY_ERR_SYNTAX, 0, MONEY_ERR_SYNTAX },
+		{ "-.", MONEY_ERR_SYNTAX, 0, MONEY_ERR_SYNTAX },
+		{ "--1", MONEY_ERR_SYNTAX, 0, MONEY_ERR_SYNTAX },
+		{ "1.2.3", MONEY_ERR_SYNTAX, 0, MONEY_ERR_SYNTAX },
+		{ "abc", MONEY_ERR_SYNTAX, 0, MONEY_ERR_SYNTAX },
+		{ "1e5", MONEY_ERR_SYNTAX, 0, MONEY_ERR_SYNTAX },
+		{ " 1", MONEY_ERR_SYNTAX, 0, MONEY_ERR_SYNTAX },
+		{ "1 ", MONEY_ERR_SYNTAX, 0, MONEY_ERR_SYNTAX },
+		{ "NaN", MONEY_ERR_SYNTAX, 0, MONEY_ERR_SYNTAX },
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		int64_t v = -777, w = -777;
+		int rc = money_parse_numeric(cases[i].text, &v);
+		if (rc != cases[i].status || (rc == MONEY_OK && v != cases[i].micros))
+			fail_msg("numeric \"%s\": %d %lld, want %d %lld", cases[i].text, rc,
+				 (long long)v, cases[i].status, (long long)cases[i].micros);
+		if (rc != MONEY_OK && v != -777)
+			fail_msg("numeric \"%s\": *out written on failure", cases[i].text);
+		rc = money_parse(cases[i].text, &w);
+		if (rc != cases[i].strict)
+			fail_msg("strict \"%s\": %d, want %d", cases[i].text, rc, cases[i].strict);
+		if (rc == MONEY_OK && w != cases[i].micros)
+			fail_msg("strict \"%s\": %lld, want %lld", cases[i].text, (long long)w,
+				 (long long)cases[i].micros);
+	}
+	assert_int_equal(money_parse_numeric(NULL, &(int64_t){ 0 }), MONEY_ERR_SYNTAX);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -286,6 +362,7 @@ int main(void)
 		cmocka_unit_test(test_overflow),
 		cmocka_unit_test(test_mul_ratio),
 		cmocka_unit_test(test_round_trip),
+		cmocka_unit_test(test_parse_numeric_table),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
