@@ -7,7 +7,8 @@
  * clear so there is room to count); within the same millisecond, or if the
  * clock stepped back, it increments. When it would pass 0xFFF the timestamp
  * is advanced by one ms ahead of the clock and the counter restarts. A
- * mutex guards the (last_ms, counter) state. rand_b is always fresh random. */
+ * mutex guards the (last_ms, counter) state. rand_b is always fresh random
+ * (from the kernel, drawn through a small per-thread pool: random_bytes). */
 #include "core/uuid.h"
 
 #include <errno.h>
@@ -24,7 +25,7 @@ static uint64_t g_last_ms;
 static uint16_t g_counter;
 
 /* Fill buf with n random bytes from the kernel; false when none. */
-static bool random_bytes(uint8_t *buf, size_t n)
+static bool kernel_random(uint8_t *buf, size_t n)
 {
 	size_t got = 0;
 
@@ -38,6 +39,44 @@ static bool random_bytes(uint8_t *buf, size_t n)
 		}
 		got += (size_t)r;
 	}
+	return true;
+}
+
+/* Random bytes come from a per-thread pool filled by one getrandom() per
+ * RANDOM_POOL bytes (every request makes a request id: one syscall per
+ * request cost ~2 % of the webhook ack path). Each byte is used once; a
+ * forked child empties the pool of the thread that forked, so parent and
+ * child never share bytes. */
+#define RANDOM_POOL 256
+static _Thread_local uint8_t t_pool[RANDOM_POOL];
+static _Thread_local size_t t_left;
+static pthread_once_t g_atfork_once = PTHREAD_ONCE_INIT;
+
+static void pool_forget(void)
+{
+	explicit_bzero(t_pool, sizeof t_pool);
+	t_left = 0;
+}
+
+static void atfork_register(void)
+{
+	(void)pthread_atfork(NULL, NULL, pool_forget);
+}
+
+static bool random_bytes(uint8_t *buf, size_t n)
+{
+	pthread_once(&g_atfork_once, atfork_register);
+	if (n > RANDOM_POOL / 4)
+		return kernel_random(buf, n);
+	if (t_left < n) {
+		if (!kernel_random(t_pool, sizeof t_pool))
+			return false;
+		t_left = sizeof t_pool;
+	}
+	uint8_t *src = t_pool + sizeof t_pool - t_left;
+	memcpy(buf, src, n);
+	explicit_bzero(src, n);
+	t_left -= n;
 	return true;
 }
 

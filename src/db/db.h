@@ -104,6 +104,32 @@ int db_exec(struct db_conn *c, const char *sql, const struct db_param *params,
 int db_exec_script(struct db_conn *c, const char *sql)
 	__attribute__((warn_unused_result));
 
+/* Pipelining: fewer round trips for runs of statements (PostgreSQL
+ * pipeline mode; on SQLite, whose calls are in-process, every statement
+ * simply runs at once and these are no-ops).
+ *   db_pipeline_begin(c)  enter pipeline mode;
+ *   db_exec_queued(...)   like db_exec, but on PostgreSQL the statement is
+ *                         only sent: *out / *affected are filled, and its
+ *                         error is reported, by the next db_pipeline_sync
+ *                         (SQLite: at once). The parameters may be freed
+ *                         when it returns;
+ *   db_pipeline_sync(c)   wait for every queued statement, in order; the
+ *                         first error is returned and the statements queued
+ *                         after the failed one are not run (a transaction
+ *                         open on c is then failed: roll it back);
+ *   db_pipeline_end(c)    sync what is queued and leave pipeline mode.
+ * Inside a pipeline db_exec (and db_lock_xact) = queue + sync, so code that
+ * needs a result in the middle still works (one round trip, which also
+ * flushes what was queued before it); db_exec_script and db_release end
+ * the pipeline first. Queued statements must have small results (they wait
+ * in the server's socket buffer until the sync). */
+int db_pipeline_begin(struct db_conn *c) __attribute__((warn_unused_result));
+int db_exec_queued(struct db_conn *c, const char *sql, const struct db_param *params,
+		   int nparams, struct db_res **out, int64_t *affected)
+	__attribute__((warn_unused_result));
+int db_pipeline_sync(struct db_conn *c) __attribute__((warn_unused_result));
+int db_pipeline_end(struct db_conn *c) __attribute__((warn_unused_result));
+
 /* Results: rows x columns, read by index. Text is valid until db_res_free. */
 int db_rows(const struct db_res *r);
 int db_cols(const struct db_res *r);

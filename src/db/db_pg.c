@@ -12,7 +12,17 @@
  *
  * A lost connection (PQstatus bad, SQLSTATE 08xxx, 57P01..57P03) returns
  * DB_ERR_UNAVAILABLE; db.c marks the slot broken and reconnects it on its
- * next acquire (the prepared statements go with it). */
+ * next acquire (the prepared statements go with it).
+ *
+ * Pipeline mode (db_pipeline_begin, db.h): PQenterPipelineMode; a queued
+ * statement is sent with PQsendQueryPrepared (a text not prepared yet is
+ * first sent with PQsendPrepare, its parameter count taken from the
+ * highest $n in the text instead of a describe round trip) and remembered
+ * in pc->pend with where its result goes; pipeline_sync sends a Sync and
+ * reads the results in that order. A prepare that failed (or was skipped
+ * after an earlier error) marks its cache entry dead so it is never used.
+ * pg_exec inside a pipeline is queue + sync; exec_script ends the pipeline
+ * (PQexec is not allowed in it). */
 #include <libpq-fe.h>
 
 #include "db/db_impl.h"
@@ -24,6 +34,15 @@ struct pg_stmt {
 	char *sql;
 	char name[24];
 	int nparams;
+	bool dead; /* its pipelined prepare failed: never matches */
+};
+
+/* One result a pipeline sync must read: a prepare (stmt >= 0, the cache
+ * index) or a statement (stmt < 0) whose result goes to out/affected. */
+struct pg_pending {
+	int stmt;
+	struct db_res **out;
+	int64_t *affected;
 };
 
 struct pg_conn {
@@ -31,6 +50,9 @@ struct pg_conn {
 	struct pg_stmt cache[DB_STMT_CACHE_MAX];
 	int ncache;
 	unsigned next_id;
+	bool pipeline;
+	struct pg_pending *pend;
+	size_t npend, pend_cap;
 };
 
 static bool sqlstate_is(const char *st, const char *want)
@@ -143,8 +165,19 @@ static void pg_disconnect(struct db_conn *c)
 	for (int i = 0; i < pc->ncache; i++)
 		free(pc->cache[i].sql);
 	PQfinish(pc->pg);
+	free(pc->pend);
 	free(pc);
 	c->impl = NULL;
+}
+
+/* A cache slot for a new statement: a dead one (its sql freed by the
+ * caller), else the next unused; -1 when the cache is full. */
+static int free_slot(struct pg_conn *pc)
+{
+	for (int i = 0; i < pc->ncache; i++)
+		if (pc->cache[i].dead)
+			return i;
+	return pc->ncache < DB_STMT_CACHE_MAX ? pc->ncache : -1;
 }
 
 /* The cached prepared statement for sql; *out NULL when the cache is full
@@ -158,14 +191,17 @@ static int stmt_get(struct db_conn *c, struct pg_conn *pc, const char *sql,
 
 	*out = NULL;
 	for (int i = 0; i < pc->ncache; i++) {
-		if (strcmp(pc->cache[i].sql, sql) == 0) {
+		if (!pc->cache[i].dead && strcmp(pc->cache[i].sql, sql) == 0) {
 			*out = &pc->cache[i];
 			return DB_OK;
 		}
 	}
-	if (pc->ncache == DB_STMT_CACHE_MAX)
+	int slot = free_slot(pc);
+	if (slot < 0)
 		return DB_OK;
-	e = &pc->cache[pc->ncache];
+	e = &pc->cache[slot];
+	free(e->sql);
+	*e = (struct pg_stmt){ .sql = NULL, .dead = true }; /* until it is ready */
 	snprintf(e->name, sizeof e->name, "pt_%u", pc->next_id++);
 	res = PQprepare(pc->pg, e->name, sql, 0, NULL);
 	if (res == NULL || !res_ok(res)) {
@@ -184,7 +220,9 @@ static int stmt_get(struct db_conn *c, struct pg_conn *pc, const char *sql,
 		rc = db_set_err(c, DB_ERR, "out of memory");
 		goto out;
 	}
-	pc->ncache++;
+	e->dead = false;
+	if (slot == pc->ncache)
+		pc->ncache++;
 	*out = e;
 out:
 	PQclear(res);
@@ -326,10 +364,19 @@ static void set_affected(const PGresult *res, int64_t *affected)
 	*affected = n;
 }
 
+static int pg_exec_queued(struct db_conn *c, const char *sql, const struct db_param *params,
+			  int nparams, struct db_res **out, int64_t *affected);
+static int pg_pipeline_sync(struct db_conn *c);
+static int pg_pipeline_end(struct db_conn *c);
+
 static int pg_exec(struct db_conn *c, const char *sql, const struct db_param *params,
 		   int nparams, struct db_res **out, int64_t *affected)
 {
 	struct pg_conn *pc = c->impl;
+	if (pc->pipeline) {
+		int prc = pg_exec_queued(c, sql, params, nparams, out, affected);
+		return prc != DB_OK ? prc : pg_pipeline_sync(c);
+	}
 	const struct pg_stmt *st = NULL;
 	struct pg_args a = { 0 };
 	PGresult *res = NULL;
@@ -370,9 +417,19 @@ out:
 static int pg_exec_script(struct db_conn *c, const char *sql)
 {
 	struct pg_conn *pc = c->impl;
-	PGresult *res = PQexec(pc->pg, sql);
+	PGresult *res = NULL;
 	int rc = DB_OK;
 
+	if (pc->pipeline) {
+		/* A failed pipeline fails a COMMIT (PostgreSQL would answer a
+		 * COMMIT of the aborted transaction with a silent ROLLBACK);
+		 * a ROLLBACK still runs. */
+		rc = pg_pipeline_end(c);
+		if (rc != DB_OK && (c->broken || pc->pipeline || strncmp(sql, "ROLLBACK", 8) != 0))
+			return rc;
+		rc = DB_OK;
+	}
+	res = PQexec(pc->pg, sql);
 	if (res == NULL || !res_ok(res))
 		rc = pg_err(c, pc->pg, res);
 	PQclear(res);
@@ -399,8 +456,220 @@ static bool pg_in_tx(struct db_conn *c)
 
 	if (pc == NULL)
 		return false;
+	if (pc->pipeline)
+		return true; /* release must end it (and roll back) */
 	s = PQtransactionStatus(pc->pg);
 	return s == PQTRANS_INTRANS || s == PQTRANS_INERROR || s == PQTRANS_ACTIVE;
+}
+
+/* ---- pipeline mode ---- */
+
+static int pg_pipeline_begin(struct db_conn *c)
+{
+	struct pg_conn *pc = c->impl;
+
+	if (pc->pipeline)
+		return DB_OK;
+	if (PQenterPipelineMode(pc->pg) != 1)
+		return pg_err(c, pc->pg, NULL);
+	pc->pipeline = true;
+	return DB_OK;
+}
+
+static int pend_push(struct db_conn *c, struct pg_conn *pc, int stmt, struct db_res **out,
+		     int64_t *affected)
+{
+	if (pc->npend == pc->pend_cap) {
+		size_t cap = pc->pend_cap > 0 ? pc->pend_cap * 2 : 64;
+		struct pg_pending *p = realloc(pc->pend, cap * sizeof *p);
+		if (p == NULL)
+			return db_set_err(c, DB_ERR, "out of memory");
+		pc->pend = p;
+		pc->pend_cap = cap;
+	}
+	pc->pend[pc->npend++] = (struct pg_pending){ .stmt = stmt, .out = out,
+						     .affected = affected };
+	return DB_OK;
+}
+
+/* The highest $n of sql: the parameter count of a statement prepared
+ * without a describe round trip. */
+static int max_param(const char *sql)
+{
+	int max = 0;
+	for (const char *p = strchr(sql, '$'); p != NULL; p = strchr(p + 1, '$')) {
+		int v = 0;
+		const char *d = p + 1;
+		while (*d >= '0' && *d <= '9' && v < 100000)
+			v = v * 10 + (*d++ - '0');
+		if (v > max)
+			max = v;
+	}
+	return max;
+}
+
+/* The cached statement for sql, prepared in the pipeline when new; *out
+ * NULL when the cache is full (run unnamed). */
+static int stmt_get_queued(struct db_conn *c, struct pg_conn *pc, const char *sql,
+			   const struct pg_stmt **out)
+{
+	struct pg_stmt *e;
+
+	*out = NULL;
+	for (int i = 0; i < pc->ncache; i++) {
+		if (!pc->cache[i].dead && strcmp(pc->cache[i].sql, sql) == 0) {
+			*out = &pc->cache[i];
+			return DB_OK;
+		}
+	}
+	int slot = free_slot(pc);
+	if (slot < 0)
+		return DB_OK;
+	e = &pc->cache[slot];
+	free(e->sql);
+	*e = (struct pg_stmt){ .nparams = max_param(sql), .dead = true };
+	snprintf(e->name, sizeof e->name, "pt_%u", pc->next_id++);
+	e->sql = strdup(sql);
+	if (e->sql == NULL)
+		return db_set_err(c, DB_ERR, "out of memory");
+	if (pend_push(c, pc, slot, NULL, NULL) != DB_OK)
+		return DB_ERR;
+	if (PQsendPrepare(pc->pg, e->name, sql, 0, NULL) != 1) {
+		pc->npend--;
+		return pg_err(c, pc->pg, NULL);
+	}
+	e->dead = false; /* used from now on; dead again if the prepare fails */
+	if (slot == pc->ncache)
+		pc->ncache++;
+	*out = e;
+	return DB_OK;
+}
+
+static int pg_exec_queued(struct db_conn *c, const char *sql, const struct db_param *params,
+			  int nparams, struct db_res **out, int64_t *affected)
+{
+	struct pg_conn *pc = c->impl;
+	const struct pg_stmt *st = NULL;
+	struct pg_args a = { 0 };
+	int rc, n = nparams, sent;
+
+	if (!pc->pipeline)
+		return pg_exec(c, sql, params, nparams, out, affected);
+	rc = stmt_get_queued(c, pc, sql, &st);
+	if (rc != DB_OK)
+		goto out;
+	if (st != NULL) {
+		if (nparams < st->nparams) {
+			rc = db_set_err(c, DB_ERR, "statement needs %d parameters, %d given",
+					st->nparams, nparams);
+			goto out;
+		}
+		n = st->nparams;
+	}
+	if (args_build(&a, params, n) != 0) {
+		rc = db_set_err(c, DB_ERR, "out of memory or parameter too large");
+		goto out;
+	}
+	rc = pend_push(c, pc, -1, out, affected);
+	if (rc != DB_OK)
+		goto out;
+	if (st != NULL)
+		sent = PQsendQueryPrepared(pc->pg, st->name, n, a.values, a.lengths, a.formats, 0);
+	else
+		sent = PQsendQueryParams(pc->pg, sql, n, NULL, a.values, a.lengths, a.formats, 0);
+	if (sent != 1) {
+		pc->npend--;
+		rc = pg_err(c, pc->pg, NULL);
+	}
+out:
+	args_free(&a);
+	return rc;
+}
+
+/* The result of one pending item (res may be NULL: nothing came). */
+static int pend_result(struct db_conn *c, struct pg_conn *pc, const struct pg_pending *p,
+		       PGresult *res, int rc)
+{
+	ExecStatusType st = res != NULL ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+	bool ok = res != NULL && res_ok(res);
+
+	if (p->stmt >= 0 && !ok)
+		pc->cache[p->stmt].dead = true; /* not prepared: never use it */
+	if (!ok) {
+		/* PIPELINE_ABORTED: skipped after the error already kept. */
+		if (rc == DB_OK && st != PGRES_PIPELINE_ABORTED)
+			rc = pg_err(c, pc->pg, res);
+		else if (rc == DB_OK)
+			rc = db_set_err(c, DB_ERR, "pipeline aborted");
+		return rc;
+	}
+	if (p->stmt < 0) {
+		set_affected(res, p->affected);
+		if (p->out != NULL && rc == DB_OK)
+			rc = copy_result(c, res, p->out);
+	}
+	return rc;
+}
+
+static int pg_pipeline_sync(struct db_conn *c)
+{
+	struct pg_conn *pc = c->impl;
+	int rc = DB_OK;
+	PGresult *res;
+
+	if (!pc->pipeline || pc->npend == 0)
+		return DB_OK;
+	if (PQpipelineSync(pc->pg) != 1) {
+		rc = pg_err(c, pc->pg, NULL);
+		goto broken;
+	}
+	for (size_t i = 0; i < pc->npend; i++) {
+		res = PQgetResult(pc->pg);
+		if (res == NULL) {
+			rc = rc != DB_OK ? rc : pg_err(c, pc->pg, NULL);
+			goto broken;
+		}
+		rc = pend_result(c, pc, &pc->pend[i], res, rc);
+		PQclear(res);
+		/* each statement's results end with a NULL */
+		while ((res = PQgetResult(pc->pg)) != NULL)
+			PQclear(res);
+	}
+	pc->npend = 0;
+	res = PQgetResult(pc->pg);
+	if (res == NULL || PQresultStatus(res) != PGRES_PIPELINE_SYNC) {
+		PQclear(res);
+		rc = rc != DB_OK ? rc : db_set_err(c, DB_ERR, "pipeline out of step");
+		goto broken;
+	}
+	PQclear(res);
+	return rc;
+broken:
+	/* The protocol state is unknown: drop the connection. */
+	for (size_t i = 0; i < pc->npend; i++)
+		if (pc->pend[i].stmt >= 0)
+			pc->cache[pc->pend[i].stmt].dead = true;
+	pc->npend = 0;
+	c->broken = true;
+	return rc != DB_OK ? rc : DB_ERR_UNAVAILABLE;
+}
+
+static int pg_pipeline_end(struct db_conn *c)
+{
+	struct pg_conn *pc = c->impl;
+	int rc;
+
+	if (!pc->pipeline)
+		return DB_OK;
+	rc = pg_pipeline_sync(c);
+	if (c->broken)
+		return rc;
+	if (PQexitPipelineMode(pc->pg) != 1) {
+		c->broken = true;
+		return rc != DB_OK ? rc : pg_err(c, pc->pg, NULL);
+	}
+	pc->pipeline = false;
+	return rc;
 }
 
 const struct db_ops db_ops_pg = {
@@ -413,4 +682,8 @@ const struct db_ops db_ops_pg = {
 	.begin = pg_begin,
 	.lock_xact = pg_lock_xact,
 	.in_tx = pg_in_tx,
+	.pipeline_begin = pg_pipeline_begin,
+	.exec_queued = pg_exec_queued,
+	.pipeline_sync = pg_pipeline_sync,
+	.pipeline_end = pg_pipeline_end,
 };

@@ -3,6 +3,7 @@
 #include "jobs/webhook_apply.h"
 
 #include <ctype.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -184,7 +185,7 @@ static int conversation_inbound(struct db_conn *c, const char *conv_id, int64_t 
 {
 	const struct db_param p[] = { DBP_TEXT(conv_id), DBP_INT(ts), DBP_INT(ts + WH_WINDOW_US),
 				      DBP_INT(now) };
-	return db_exec(c,
+	return db_exec_queued(c,
 		       "UPDATE conversations SET"
 		       " last_message_at = CASE WHEN last_message_at IS NULL"
 		       "   OR last_message_at < $2 THEN $2 ELSE last_message_at END,"
@@ -198,20 +199,54 @@ static int conversation_inbound(struct db_conn *c, const char *conv_id, int64_t 
 
 /* ---- statuses ---- */
 
-/* COSTS HOOK: price the message once (domain/costs.h); a status that is
- * not a pricing decision, or a message already priced, changes nothing. */
-static int price_status(struct db_conn *c, const struct wh_status *s)
+static struct costs_status costs_of(const struct wh_status *s)
 {
-	const struct costs_status cs = {
+	return (struct costs_status){
 		.wamid = s->id, .billable = s->billable, .pricing_type = s->pricing_type,
 		.category = s->pricing_category, .recipient_id = s->recipient_id,
 		.at_us = s->timestamp_us,
 	};
+}
+
+/* COSTS HOOK: price the message once (domain/costs.h); a status that is
+ * not a pricing decision, or a message already priced, changes nothing.
+ * *priced (may be NULL): this call priced it. */
+static int price_status(struct db_conn *c, const struct wh_status *s, bool *priced)
+{
+	const struct costs_status cs = costs_of(s);
 	int rc = costs_price_status(c, NULL, &cs, NULL);
+	if (priced != NULL)
+		*priced = rc == 0;
 	return rc > 0 ? DB_OK : rc; /* not priced / no rate: nothing to undo */
 }
 
-/* Move the message with this wamid forward. *found: a message matched. */
+static const char status_update_sql[] =
+	"UPDATE messages SET"
+	" status = CASE"
+	"   WHEN status IN ('failed', 'received') THEN status"
+	"   WHEN $2 = 'failed' THEN CASE WHEN status IN ('queued', 'sent')"
+	"     THEN 'failed' ELSE status END"
+	"   WHEN $3 > (CASE status WHEN 'queued' THEN 0 WHEN 'sent' THEN 1"
+	"     WHEN 'delivered' THEN 2 WHEN 'read' THEN 3 ELSE 9 END) THEN $2"
+	"   ELSE status END,"
+	" sent_at = CASE WHEN $2 = 'sent' THEN COALESCE(sent_at, $4) ELSE sent_at END,"
+	" delivered_at = CASE WHEN $2 = 'delivered'"
+	"   THEN COALESCE(delivered_at, $4) ELSE delivered_at END,"
+	" read_at = CASE WHEN $2 = 'read' THEN COALESCE(read_at, $4) ELSE read_at END,"
+	" failed_at = CASE WHEN $2 = 'failed'"
+	"   THEN COALESCE(failed_at, $4) ELSE failed_at END,"
+	" error_code = COALESCE($5, error_code),"
+	" error_message = COALESCE($6, error_message),"
+	" pricing_billable = COALESCE($7, pricing_billable),"
+	" pricing_type = COALESCE($8, pricing_type),"
+	" pricing_category = COALESCE($9, pricing_category),"
+	" pricing_model = COALESCE($10, pricing_model),"
+	" biz_opaque_callback_data = COALESCE(biz_opaque_callback_data, $11)"
+	" WHERE wamid = $1 AND direction = 'outbound'";
+
+/* Move the message with this wamid forward. found NULL: queued (the
+ * caller knows the message exists; no pricing here); else *found: a
+ * message matched (and it was priced when due). */
 static int status_update(struct db_conn *c, const struct wh_status *s, bool *found)
 {
 	int64_t affected = 0;
@@ -237,33 +272,12 @@ static int status_update(struct db_conn *c, const struct wh_status *s, bool *fou
 	 * billable true without a type): cost = rate(market of the recipient,
 	 * pricing_category) in force at s->timestamp_us; leave cost NULL until
 	 * then, and never change a cost already set. */
-	int rc = db_exec(c,
-			 "UPDATE messages SET"
-			 " status = CASE"
-			 "   WHEN status IN ('failed', 'received') THEN status"
-			 "   WHEN $2 = 'failed' THEN CASE WHEN status IN ('queued', 'sent')"
-			 "     THEN 'failed' ELSE status END"
-			 "   WHEN $3 > (CASE status WHEN 'queued' THEN 0 WHEN 'sent' THEN 1"
-			 "     WHEN 'delivered' THEN 2 WHEN 'read' THEN 3 ELSE 9 END) THEN $2"
-			 "   ELSE status END,"
-			 " sent_at = CASE WHEN $2 = 'sent' THEN COALESCE(sent_at, $4) ELSE sent_at END,"
-			 " delivered_at = CASE WHEN $2 = 'delivered'"
-			 "   THEN COALESCE(delivered_at, $4) ELSE delivered_at END,"
-			 " read_at = CASE WHEN $2 = 'read' THEN COALESCE(read_at, $4) ELSE read_at END,"
-			 " failed_at = CASE WHEN $2 = 'failed'"
-			 "   THEN COALESCE(failed_at, $4) ELSE failed_at END,"
-			 " error_code = COALESCE($5, error_code),"
-			 " error_message = COALESCE($6, error_message),"
-			 " pricing_billable = COALESCE($7, pricing_billable),"
-			 " pricing_type = COALESCE($8, pricing_type),"
-			 " pricing_category = COALESCE($9, pricing_category),"
-			 " pricing_model = COALESCE($10, pricing_model),"
-			 " biz_opaque_callback_data = COALESCE(biz_opaque_callback_data, $11)"
-			 " WHERE wamid = $1 AND direction = 'outbound'",
-			 p, 11, NULL, &affected);
+	if (found == NULL)
+		return db_exec_queued(c, status_update_sql, p, 11, NULL, NULL);
+	int rc = db_exec(c, status_update_sql, p, 11, NULL, &affected);
 	*found = affected > 0;
 	if (rc == DB_OK && *found)
-		rc = price_status(c, s);
+		rc = price_status(c, s, NULL);
 	return rc;
 }
 
@@ -276,24 +290,275 @@ static int status_keep(struct db_conn *c, const char *org_id, const struct wh_st
 		return DB_ERR;
 	const struct db_param p[] = { DBP_TEXT(s->id), DBP_TEXT(s->status), DBP_TEXT(org_id),
 				      DBP_INT(s->timestamp_us), DBP_TEXT(payload), DBP_INT(now) };
-	int rc = db_exec(c,
-			 "INSERT INTO pending_statuses (wamid, status, organization_id, status_at,"
-			 " payload, received_at) VALUES ($1, $2, $3, $4, $5, $6)"
-			 " ON CONFLICT (wamid, status) DO NOTHING",
-			 p, 6, NULL, NULL);
+	int rc = db_exec_queued(c,
+				"INSERT INTO pending_statuses (wamid, status, organization_id,"
+				" status_at, payload, received_at) VALUES ($1, $2, $3, $4, $5, $6)"
+				" ON CONFLICT (wamid, status) DO NOTHING",
+				p, 6, NULL, NULL);
 	free(payload);
 	return rc;
 }
 
+/* ---- the known-wamid set ---- */
+
+static int known_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct wh_known_entry *)a)->wamid,
+		      ((const struct wh_known_entry *)b)->wamid);
+}
+
+int wh_known_add(struct wh_known *k, const struct wh_change *ch)
+{
+	for (size_t i = 0; i < ch->nstatuses; i++) {
+		if (ch->statuses[i].id == NULL)
+			continue;
+		if (k->n == k->cap) {
+			size_t cap = k->cap > 0 ? k->cap * 2 : 64;
+			struct wh_known_entry *v = realloc(k->v, cap * sizeof *v);
+			if (v == NULL)
+				return DB_ERR;
+			k->v = v;
+			k->cap = cap;
+		}
+		k->v[k->n++] = (struct wh_known_entry){ .wamid = ch->statuses[i].id };
+	}
+	return DB_OK;
+}
+
+static struct wh_known_entry *known_find(struct wh_known *k, const char *wamid)
+{
+	const struct wh_known_entry key = { .wamid = wamid };
+	if (k == NULL || wamid == NULL || k->n == 0)
+		return NULL;
+	return bsearch(&key, k->v, k->n, sizeof key, known_cmp);
+}
+
+#define KNOWN_CHUNK 64 /* wamids per lookup statement (power of two) */
+
+/* "SELECT ... WHERE wamid IN ($1, ..., $n)" for a power-of-two n. */
+static const char *known_sql(size_t n)
+{
+	static char *texts[8];
+	static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+	size_t k = 0;
+	while (((size_t)1 << k) < n)
+		k++;
+	if (k >= sizeof texts / sizeof texts[0])
+		return NULL;
+	pthread_mutex_lock(&mu);
+	if (texts[k] == NULL) {
+		static const char head[] =
+			"SELECT wamid, CASE WHEN priced_at IS NULL THEN 1 ELSE 0 END"
+			" FROM messages WHERE direction = 'outbound' AND wamid IN (";
+		size_t cap = sizeof head + n * 8 + 4, off;
+		char *sql = malloc(cap);
+		if (sql != NULL) {
+			off = (size_t)snprintf(sql, cap, "%s", head);
+			for (size_t i = 0; i < n; i++)
+				off += (size_t)snprintf(sql + off, cap - off, "%s$%zu",
+							i > 0 ? "," : "", i + 1);
+			snprintf(sql + off, cap - off, ")");
+			texts[k] = sql;
+		}
+	}
+	const char *out = texts[k];
+	pthread_mutex_unlock(&mu);
+	return out;
+}
+
+int wh_known_fetch(struct db_conn *c, struct wh_known *k)
+{
+	size_t w = 0, done = 0, nres = 0;
+	int rc = DB_OK;
+
+	if (k->n == 0)
+		return DB_OK;
+	qsort(k->v, k->n, sizeof *k->v, known_cmp);
+	for (size_t i = 0; i < k->n; i++)
+		if (w == 0 || strcmp(k->v[w - 1].wamid, k->v[i].wamid) != 0)
+			k->v[w++] = k->v[i];
+	k->n = w;
+	struct db_res **res = calloc(k->n / KNOWN_CHUNK + 8, sizeof *res);
+	struct db_param p[KNOWN_CHUNK];
+	if (res == NULL)
+		return DB_ERR;
+	while (rc == DB_OK && done < k->n) {
+		size_t chunk = KNOWN_CHUNK;
+		while (chunk > k->n - done)
+			chunk /= 2;
+		const char *sql = known_sql(chunk);
+		if (sql == NULL) {
+			rc = DB_ERR;
+			break;
+		}
+		for (size_t i = 0; i < chunk; i++)
+			p[i] = DBP_TEXT(k->v[done + i].wamid);
+		rc = db_exec_queued(c, sql, p, (int)chunk, &res[nres++], NULL);
+		done += chunk;
+	}
+	if (rc == DB_OK)
+		rc = db_pipeline_sync(c);
+	for (size_t i = 0; rc == DB_OK && i < nres; i++)
+		for (int row = 0; row < db_rows(res[i]); row++) {
+			struct wh_known_entry *e = known_find(k, db_get_text(res[i], row, 0));
+			if (e != NULL) {
+				e->exists = true;
+				e->unpriced = db_get_int(res[i], row, 1) != 0;
+			}
+		}
+	for (size_t i = 0; i < nres; i++)
+		db_res_free(res[i]);
+	free(res);
+	return rc;
+}
+
+#define KEEP_CHUNK 64 /* rows per multi-row INSERT (power of two) */
+#define KEEP_COLS 6
+
+/* "INSERT INTO pending_statuses ... VALUES (...) x n ON CONFLICT DO
+ * NOTHING" for a power-of-two n. */
+static const char *keep_sql(size_t n)
+{
+	static char *texts[8];
+	static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+	size_t k = 0;
+	while (((size_t)1 << k) < n)
+		k++;
+	if (k >= sizeof texts / sizeof texts[0])
+		return NULL;
+	pthread_mutex_lock(&mu);
+	if (texts[k] == NULL) {
+		static const char head[] = "INSERT INTO pending_statuses (wamid, status,"
+					   " organization_id, status_at, payload, received_at) VALUES ";
+		static const char tail[] = " ON CONFLICT (wamid, status) DO NOTHING";
+		size_t cap = sizeof head + sizeof tail + n * 48, off;
+		char *sql = malloc(cap);
+		if (sql != NULL) {
+			off = (size_t)snprintf(sql, cap, "%s", head);
+			for (size_t i = 0; i < n; i++) {
+				size_t b = KEEP_COLS * i;
+				off += (size_t)snprintf(sql + off, cap - off,
+							"%s($%zu,$%zu,$%zu,$%zu,$%zu,$%zu)",
+							i > 0 ? "," : "", b + 1, b + 2, b + 3, b + 4,
+							b + 5, b + 6);
+			}
+			snprintf(sql + off, cap - off, "%s", tail);
+			texts[k] = sql;
+		}
+	}
+	const char *out = texts[k];
+	pthread_mutex_unlock(&mu);
+	return out;
+}
+
+static void keep_drop(struct wh_known *k)
+{
+	for (size_t i = 0; i < k->nkeep; i++)
+		free(k->keep[i].payload);
+	k->nkeep = 0;
+}
+
+int wh_known_flush(struct db_conn *c, struct wh_known *k)
+{
+	struct db_param p[KEEP_CHUNK * KEEP_COLS];
+	size_t done = 0;
+	int rc = DB_OK;
+
+	while (rc == DB_OK && done < k->nkeep) {
+		size_t chunk = KEEP_CHUNK;
+		while (chunk > k->nkeep - done)
+			chunk /= 2;
+		const char *sql = keep_sql(chunk);
+		if (sql == NULL) {
+			rc = DB_ERR;
+			break;
+		}
+		for (size_t i = 0; i < chunk; i++) {
+			const struct wh_keep *w = &k->keep[done + i];
+			struct db_param *q = &p[KEEP_COLS * i];
+			q[0] = DBP_TEXT(w->wamid);
+			q[1] = DBP_TEXT(w->status);
+			q[2] = DBP_TEXT(w->org_id[0] != '\0' ? w->org_id : NULL);
+			q[3] = DBP_INT(w->status_at);
+			q[4] = DBP_TEXT(w->payload);
+			q[5] = DBP_INT(w->received_at);
+		}
+		rc = db_exec_queued(c, sql, p, (int)(KEEP_COLS * chunk), NULL, NULL);
+		done += chunk;
+	}
+	keep_drop(k);
+	for (size_t i = 0; i < k->n; i++)
+		k->v[i].kept = 0;
+	return rc;
+}
+
+/* Hold back the pending row of s (unknown wamid, entry e) for the next
+ * flush; a second one for the same (wamid, status) is a no-op, as the
+ * INSERT's ON CONFLICT DO NOTHING would make it. */
+static int status_hold(struct wh_known *k, struct wh_known_entry *e, const char *org_id,
+		       const struct wh_status *s, int64_t now)
+{
+	uint8_t bit = (uint8_t)(1u << s->kind);
+	if (e->kept & bit)
+		return DB_OK;
+	if (k->nkeep == k->keep_cap) {
+		size_t cap = k->keep_cap > 0 ? k->keep_cap * 2 : 64;
+		struct wh_keep *v = realloc(k->keep, cap * sizeof *v);
+		if (v == NULL)
+			return DB_ERR;
+		k->keep = v;
+		k->keep_cap = cap;
+	}
+	char *payload = json_dumps(s->raw, JSON_COMPACT);
+	if (payload == NULL)
+		return DB_ERR;
+	struct wh_keep *w = &k->keep[k->nkeep++];
+	*w = (struct wh_keep){ .wamid = s->id, .status = s->status, .status_at = s->timestamp_us,
+			       .received_at = now, .payload = payload };
+	snprintf(w->org_id, sizeof w->org_id, "%s", org_id != NULL ? org_id : "");
+	e->kept |= bit;
+	return DB_OK;
+}
+
+void wh_known_clear(struct wh_known *k)
+{
+	keep_drop(k);
+	k->n = 0;
+}
+
+void wh_known_free(struct wh_known *k)
+{
+	keep_drop(k);
+	free(k->keep);
+	free(k->v);
+	*k = (struct wh_known){ 0 };
+}
+
 static int apply_status(struct db_conn *c, const char *org_id, const struct wh_status *s,
-			int64_t now)
+			int64_t now, struct wh_known *known)
 {
 	bool found = false;
+	char reason[64];
 	if (s->kind == WH_STATUS_OTHER)
 		return DB_OK; /* "deleted", "warning": nothing moves */
-	int rc = status_update(c, s, &found);
-	if (rc == DB_OK && !found)
-		rc = status_keep(c, org_id, s, now);
+	struct wh_known_entry *e = known_find(known, s->id);
+	if (e == NULL) { /* not looked up: ask the database */
+		int rc = status_update(c, s, &found);
+		if (rc == DB_OK && !found)
+			rc = status_keep(c, org_id, s, now);
+		return rc;
+	}
+	if (!e->exists)
+		return status_hold(known, e, org_id, s, now);
+	int rc = status_update(c, s, NULL);
+	const struct costs_status cs = costs_of(s);
+	if (rc == DB_OK && e->unpriced && costs_classify(&cs, reason, sizeof reason) !=
+						     COSTS_KIND_NONE) {
+		bool priced = false;
+		rc = price_status(c, s, &priced);
+		if (priced)
+			e->unpriced = false;
+	}
 	return rc;
 }
 
@@ -408,13 +673,17 @@ static int apply_inbound(struct db_conn *c, const struct wa_number *n,
 }
 
 int wh_apply_messages(struct db_conn *c, const struct wa_number *n,
-		      const struct wh_change *ch, const char *opt_out_keywords, int64_t now)
+		      const struct wh_change *ch, const char *opt_out_keywords, int64_t now,
+		      struct wh_known *known)
 {
 	int rc = DB_OK;
+	/* an inbound message reads pending_statuses (wh_apply_pending) */
+	if (ch->nmessages > 0 && known != NULL && known->nkeep > 0)
+		rc = wh_known_flush(c, known);
 	for (size_t i = 0; i < ch->nmessages && rc == DB_OK; i++)
 		rc = apply_inbound(c, n, ch, &ch->messages[i], opt_out_keywords, now);
 	for (size_t i = 0; i < ch->nstatuses && rc == DB_OK; i++)
-		rc = apply_status(c, n->organization_id, &ch->statuses[i], now);
+		rc = apply_status(c, n->organization_id, &ch->statuses[i], now, known);
 	return rc;
 }
 

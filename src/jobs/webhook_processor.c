@@ -22,6 +22,7 @@
 #define FOLLOWER_WAIT_MS 1000 /* retry the leadership lock */
 #define MAX_BACKOFF_MS 5000
 #define DEPTH_EVERY_US 1000000
+#define SWEEP_BUSY_US 10000000
 #define ROUTE_CACHE 16
 #define MAX_ROUTES 64         /* distinct orgs one event may split into */
 
@@ -103,7 +104,7 @@ static void note_route(struct event_routes *er, const char *org, const char *num
 /* A change routed by its metadata.phone_number_id. */
 static int apply_by_number(struct db_conn *c, struct route_cache *cache,
 			   const struct wh_change *ch, const char *keywords, int64_t now,
-			   struct event_routes *er)
+			   struct event_routes *er, struct wh_known *known)
 {
 	const struct wa_number *n = NULL;
 	if (ch->phone_number_id == NULL) {
@@ -119,7 +120,7 @@ static int apply_by_number(struct db_conn *c, struct route_cache *cache,
 	}
 	note_route(er, n->organization_id, n->id);
 	if (ch->kind == WH_CHANGE_MESSAGES)
-		return wh_apply_messages(c, n, ch, keywords, now);
+		return wh_apply_messages(c, n, ch, keywords, now, known);
 	return wh_apply_preferences(c, n, ch, now);
 }
 
@@ -161,12 +162,13 @@ static int apply_by_waba(struct db_conn *c, const struct wh_change *ch, int64_t 
 }
 
 static int apply_change(struct db_conn *c, struct route_cache *cache, const struct wh_change *ch,
-			const char *keywords, int64_t now, struct event_routes *er)
+			const char *keywords, int64_t now, struct event_routes *er,
+			struct wh_known *known)
 {
 	switch (ch->kind) {
 	case WH_CHANGE_MESSAGES:
 	case WH_CHANGE_USER_PREFERENCES:
-		return apply_by_number(c, cache, ch, keywords, now, er);
+		return apply_by_number(c, cache, ch, keywords, now, er, known);
 	case WH_CHANGE_TEMPLATE_STATUS:
 	case WH_CHANGE_TEMPLATE_QUALITY:
 	case WH_CHANGE_TEMPLATE_CATEGORY:
@@ -195,94 +197,254 @@ static int split_children(struct db_conn *c, const struct webhook_event *ev,
 	return rc;
 }
 
-static int mark_event(struct db_conn *c, const struct webhook_event *ev,
-		      const struct event_routes *er, int64_t now)
+/* The marks of a window, grouped by what they set (org, number, field,
+ * error: a handful of distinct values), written as a few UPDATEs of many
+ * ids (webhook_store_mark_done_many) when the window ends. */
+#define MARK_GROUPS 16
+
+struct mark_group {
+	bool has_org, has_number, has_error;
+	char org[37], number[37];
+	const char *field;          /* borrowed from the window's parsed events */
+	char error[WEBHOOK_ERROR_MAX];
+	int64_t *ids;
+	size_t n, cap;
+};
+
+struct marks {
+	struct mark_group g[MARK_GROUPS];
+	size_t ng;
+};
+
+static bool same_text(const char *a, const char *b)
 {
-	int rc;
-	if (er->n > 1) {
-		rc = split_children(c, ev, er, now);
-		if (rc == DB_OK)
-			rc = webhook_store_mark_processed(c, ev->id, now, NULL, NULL, er->field);
-	} else {
-		rc = webhook_store_mark_processed(c, ev->id, now, er->n == 1 ? er->org[0] : NULL,
-						  er->n == 1 && er->number[0][0] != '\0'
-							  ? er->number[0] : NULL,
-						  er->field);
+	return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+static int marks_flush(struct db_conn *c, struct marks *m, int64_t now)
+{
+	int rc = DB_OK;
+	for (size_t i = 0; i < m->ng; i++) {
+		struct mark_group *g = &m->g[i];
+		if (rc == DB_OK && g->n > 0)
+			rc = webhook_store_mark_done_many(c, g->ids, g->n, now,
+							  g->has_org ? g->org : NULL,
+							  g->has_number ? g->number : NULL, g->field,
+							  g->has_error ? g->error : NULL);
+		g->n = 0;
 	}
-	if (rc == 1)
-		rc = DB_OK; /* the row vanished (operator cleanup): nothing to mark */
-	if (rc == DB_OK && er->error[0] != '\0') {
-		const struct db_param p[] = { DBP_INT(ev->id), DBP_TEXT(er->error) };
-		rc = db_exec(c, "UPDATE webhook_events SET error = $2 WHERE id = $1", p, 2, NULL,
-			     NULL);
-	}
+	m->ng = 0;
 	return rc;
 }
 
-/* Apply one stored event. A body that does not parse is marked failed
- * (final) and does not stop the batch; *failed tells. */
-static int process_event(struct db_conn *c, struct route_cache *cache,
-			 const struct webhook_event *ev, const char *keywords, int64_t now,
-			 bool *failed)
+static void marks_free(struct marks *m)
 {
+	for (size_t i = 0; i < MARK_GROUPS; i++)
+		free(m->g[i].ids);
+	free(m);
+}
+
+static int marks_add(struct db_conn *c, struct marks *m, int64_t id, const char *org,
+		     const char *number, const char *field, const char *error, int64_t now)
+{
+	struct mark_group *g = NULL;
+	for (size_t i = 0; i < m->ng && g == NULL; i++) {
+		struct mark_group *x = &m->g[i];
+		if (same_text(x->has_org ? x->org : NULL, org) &&
+		    same_text(x->has_number ? x->number : NULL, number) &&
+		    same_text(x->field, field) && same_text(x->has_error ? x->error : NULL, error))
+			g = x;
+	}
+	if (g == NULL) {
+		if (m->ng == MARK_GROUPS) {
+			int rc = marks_flush(c, m, now);
+			if (rc != DB_OK)
+				return rc;
+		}
+		g = &m->g[m->ng++];
+		g->n = 0;
+		g->has_org = org != NULL;
+		g->has_number = number != NULL;
+		g->has_error = error != NULL;
+		snprintf(g->org, sizeof g->org, "%s", org != NULL ? org : "");
+		snprintf(g->number, sizeof g->number, "%s", number != NULL ? number : "");
+		snprintf(g->error, sizeof g->error, "%s", error != NULL ? error : "");
+		g->field = field;
+	}
+	if (g->n == g->cap) {
+		size_t cap = g->cap > 0 ? g->cap * 2 : 64;
+		int64_t *ids = realloc(g->ids, cap * sizeof *ids);
+		if (ids == NULL)
+			return DB_ERR;
+		g->ids = ids;
+		g->cap = cap;
+	}
+	g->ids[g->n++] = id;
+	return DB_OK;
+}
+
+/* Mark the event processed (routed, with its first error): held in marks
+ * until the window ends. A row gone meanwhile (operator cleanup) just
+ * matches nothing. */
+static int mark_event(struct db_conn *c, const struct webhook_event *ev,
+		      const struct event_routes *er, int64_t now, struct marks *m)
+{
+	const char *error = er->error[0] != '\0' ? er->error : NULL;
+	if (er->n > 1) {
+		int rc = split_children(c, ev, er, now);
+		if (rc != DB_OK)
+			return rc;
+		return marks_add(c, m, ev->id, NULL, NULL, er->field, error, now);
+	}
+	return marks_add(c, m, ev->id, er->n == 1 ? er->org[0] : NULL,
+			 er->n == 1 && er->number[0][0] != '\0' ? er->number[0] : NULL, er->field,
+			 error, now);
+}
+
+/* One claimed event, parsed ahead of applying (see batch_fn). */
+struct parsed_event {
+	bool ok;
 	struct webhook_parsed wp;
-	struct event_routes *er = calloc(1, sizeof *er);
 	char err[WH_ERR_MAX];
+};
+
+/* Apply one stored event (already parsed). A body that does not parse is
+ * marked failed (final) and does not stop the batch; *failed tells. */
+static int process_event(struct db_conn *c, struct route_cache *cache,
+			 const struct webhook_event *ev, struct parsed_event *pe,
+			 const char *keywords, int64_t now, struct wh_known *known,
+			 struct event_routes *er, struct marks *m, bool *failed)
+{
 	int rc = DB_OK;
 	*failed = false;
-	if (er == NULL)
-		return DB_ERR;
-	if (webhook_parse(ev->body, ev->body_len, &wp, err, sizeof err) != WEBHOOK_PARSE_OK) {
+	if (!pe->ok) {
 		*failed = true;
-		rc = webhook_store_mark_failed(c, ev->id, now, err, true);
-		rc = rc == 1 ? DB_OK : rc;
-		goto out;
+		rc = webhook_store_mark_failed(c, ev->id, now, pe->err, true);
+		return rc == 1 ? DB_OK : rc;
 	}
-	for (size_t i = 0; i < wp.nchanges && rc == DB_OK; i++) {
+	/* er is the batch's scratch (5 KB): reset what is read, not all */
+	er->n = 0;
+	er->field = NULL;
+	er->error[0] = '\0';
+	er->split = false;
+	for (size_t i = 0; i < pe->wp.nchanges && rc == DB_OK; i++) {
 		if (er->field == NULL)
-			er->field = wp.changes[i].field;
-		rc = apply_change(c, cache, &wp.changes[i], keywords, now, er);
+			er->field = pe->wp.changes[i].field;
+		rc = apply_change(c, cache, &pe->wp.changes[i], keywords, now, er, known);
 	}
 	if (rc == DB_OK)
-		rc = mark_event(c, ev, er, now);
-	webhook_parsed_free(&wp);
-out:
-	free(er);
+		rc = mark_event(c, ev, er, now, m);
 	return rc;
 }
+
+/* Parse ev into pe and add the wamids of its statuses that go to a known
+ * number to the window's set. */
+static int parse_ahead(struct db_conn *c, struct route_cache *cache,
+		       const struct webhook_event *ev, struct parsed_event *pe,
+		       struct wh_known *known)
+{
+	pe->ok = webhook_parse(ev->body, ev->body_len, &pe->wp, pe->err, sizeof pe->err) ==
+		 WEBHOOK_PARSE_OK;
+	for (size_t i = 0; pe->ok && i < pe->wp.nchanges; i++) {
+		const struct wh_change *ch = &pe->wp.changes[i];
+		const struct wa_number *n = NULL;
+		if (ch->kind != WH_CHANGE_MESSAGES || ch->nstatuses == 0 ||
+		    ch->phone_number_id == NULL)
+			continue;
+		int rc = lookup_number(c, cache, ch->phone_number_id, &n);
+		if (rc == DB_OK && n != NULL)
+			rc = wh_known_add(known, ch);
+		if (rc != DB_OK)
+			return rc;
+	}
+	return DB_OK;
+}
+
+/* One batch in one transaction, its statements in one libpq pipeline
+ * (db.h): the claim and the route/wamid look-ups wait for their answers,
+ * the rest (status updates, pending statuses, marks) is only queued and
+ * synced once per window. Events are parsed a window at a time (at most
+ * WINDOW_BYTES of bodies, so big payloads do not pile up in memory), the
+ * window's status wamids looked up together (wh_known_fetch), then the
+ * events applied in id order. */
+#define WINDOW_BYTES ((size_t)1 << 20)
 
 static int batch_fn(struct db_conn *c, void *ctx)
 {
 	struct batch *b = ctx;
 	struct webhook_event *evs = NULL;
 	struct route_cache *cache = calloc(1, sizeof *cache);
-	size_t n = 0;
+	struct event_routes *er = malloc(sizeof *er);
+	struct marks *marks = calloc(1, sizeof *marks);
+	struct parsed_event *pes = NULL;
+	struct wh_known known = { 0 };
+	size_t n = 0, start = 0, end = 0;
 	int64_t now = time_now_us();
 	int rc = DB_ERR;
 
 	b->handled = b->failed = 0;
 	b->nlag = 0;
-	if (cache == NULL)
+	if (cache == NULL || er == NULL || marks == NULL)
 		goto out;
 	rc = db_lock_xact(c, WEBHOOK_PROC_BATCH_LOCK_KEY);
 	if (rc == DB_OK)
 		rc = webhook_store_claim(c, 0, b->limit, &evs, &n);
-	for (size_t i = 0; i < n && rc == DB_OK; i++) {
-		bool failed = false;
-		b->last_id = evs[i].id;
-		rc = process_event(c, cache, &evs[i], b->keywords, now, &failed);
-		if (rc != DB_OK)
-			break;
-		b->handled++;
-		b->failed += failed ? 1 : 0;
-		b->last_received_at = evs[i].received_at;
-		if (b->nlag < WEBHOOK_PROC_BATCH)
-			b->lag_us[b->nlag++] = now - evs[i].received_at;
+	if (rc == DB_OK && n > 0) {
+		pes = calloc(n, sizeof *pes);
+		rc = pes == NULL ? DB_ERR : db_pipeline_begin(c);
 	}
+	for (start = 0; start < n && rc == DB_OK; start = end) {
+		size_t bytes = 0;
+		wh_known_clear(&known);
+		for (end = start; end < n && rc == DB_OK &&
+				  (end == start || bytes + evs[end].body_len <= WINDOW_BYTES);
+		     end++) {
+			bytes += evs[end].body_len;
+			rc = parse_ahead(c, cache, &evs[end], &pes[end], &known);
+		}
+		if (rc == DB_OK)
+			rc = wh_known_fetch(c, &known);
+		for (size_t i = start; i < end && rc == DB_OK; i++) {
+			bool failed = false;
+			b->last_id = evs[i].id;
+			rc = process_event(c, cache, &evs[i], &pes[i], b->keywords, now, &known,
+					   er, marks, &failed);
+			if (rc != DB_OK)
+				break;
+			b->handled++;
+			b->failed += failed ? 1 : 0;
+			b->last_received_at = evs[i].received_at;
+			if (b->nlag < WEBHOOK_PROC_BATCH)
+				b->lag_us[b->nlag++] = now - evs[i].received_at;
+		}
+		/* What the window held back goes now (it borrows from the parsed
+		 * bodies), and every statement answers before its events count
+		 * as done. */
+		if (rc == DB_OK)
+			rc = wh_known_flush(c, &known);
+		if (rc == DB_OK)
+			rc = marks_flush(c, marks, now);
+		if (rc == DB_OK)
+			rc = db_pipeline_sync(c);
+		for (size_t i = start; i < end; i++)
+			if (pes[i].ok)
+				webhook_parsed_free(&pes[i].wp);
+		memset(pes + start, 0, (end - start) * sizeof *pes);
+	}
+	if (rc == DB_OK && n > 0)
+		rc = db_pipeline_end(c);
 out:
 	if (rc != DB_OK)
 		snprintf(b->err, sizeof b->err, "%s", db_errmsg(c));
+	for (size_t i = end; pes != NULL && i < n; i++)
+		if (pes[i].ok)
+			webhook_parsed_free(&pes[i].wp);
+	free(pes);
+	wh_known_free(&known);
 	webhook_event_array_free(evs, n);
+	if (marks != NULL)
+		marks_free(marks);
+	free(er);
 	free(cache);
 	return rc;
 }
@@ -463,11 +625,13 @@ static int sweep_fn(struct db_conn *c, void *ctx)
 	return rc;
 }
 
-static void sweep_pending(struct webhook_processor *p)
+/* Once a second when idle; under constant load every SWEEP_BUSY_US (the
+ * join reads every pending status, so not at batch pace). */
+static void sweep_pending(struct webhook_processor *p, bool idle)
 {
 	int64_t now = time_mono_us();
 	int applied = 0;
-	if (now - p->sweep_at < DEPTH_EVERY_US)
+	if (now - p->sweep_at < (idle ? DEPTH_EVERY_US : SWEEP_BUSY_US))
 		return;
 	p->sweep_at = now;
 	int rc = db_tx(p->app->db, true, sweep_fn, &applied);
@@ -514,8 +678,7 @@ static void *processor_main(void *arg)
 		}
 		int64_t n = run_once(p, &fails);
 		update_depth(p, false);
-		if (n == 0)
-			sweep_pending(p);
+		sweep_pending(p, n == 0);
 		if (n < 0) {
 			backoff = backoff == 0 ? 50 : backoff * 2;
 			backoff = backoff > MAX_BACKOFF_MS ? MAX_BACKOFF_MS : backoff;

@@ -15,6 +15,19 @@
  *   applied in ONE transaction, each event marked processed in it. So a
  *   crash loses nothing (the batch rolls back and is claimed again) and
  *   applies nothing twice (the marks commit with the effects).
+ * - Few round trips (PostgreSQL): the batch runs in a libpq pipeline
+ *   (db_pipeline_begin, db.h). Events are parsed a window (<= 1 MiB of
+ *   bodies) at a time; the outbound messages that the window's statuses
+ *   name are looked up in one go (wh_known_fetch, webhook_apply.h), so a
+ *   status is a queued UPDATE of a known message, or a pending_statuses
+ *   row for an unknown one held back and written with the others in
+ *   multi-row INSERTs; the marks (processed_at, routing, error) are grouped
+ *   by what they set and written as UPDATE ... WHERE id IN (up to 64 ids)
+ *   when the window ends. What needs an answer (the claim, a number's
+ *   route once per batch, inbound messages' contacts and conversations,
+ *   pricing a message once) waits for it. A batch of status events costs
+ *   a handful of round trips and a few dozen statements instead of 2-3 of
+ *   each per event.
  * - Idempotent anyway (Meta delivers at least once): inbound messages are
  *   deduplicated by wamid (UNIQUE, ON CONFLICT DO NOTHING), statuses only
  *   move forward and fill timestamps with COALESCE.

@@ -53,12 +53,6 @@ static size_t take_batch(struct webhook_ingest *wi, struct entry **batch)
 	return n;
 }
 
-static int begin_tx(struct db_conn *c)
-{
-	bool sqlite = db_engine(db_conn_db(c)) == DB_ENGINE_SQLITE;
-	return db_exec_script(c, sqlite ? "BEGIN IMMEDIATE" : "BEGIN");
-}
-
 /* One transaction for the batch; ids[i] filled on success. */
 static int write_batch(struct webhook_ingest *wi, struct entry **batch, size_t n,
 		       struct webhook_raw *rows, int64_t *ids)
@@ -73,13 +67,7 @@ static int write_batch(struct webhook_ingest *wi, struct entry **batch, size_t n
 						.body_len = batch[i]->len,
 						.received_at = batch[i]->received_at,
 						.source = batch[i]->source };
-	rc = begin_tx(c);
-	if (rc != DB_OK)
-		goto out;
-	rc = webhook_store_insert_batch(c, rows, n, ids);
-	if (rc != DB_OK)
-		goto out;
-	rc = db_exec_script(c, "COMMIT");
+	rc = webhook_store_insert_tx(c, rows, n, ids);
 out:
 	/* A transaction left open (any failure above) is rolled back by
 	 * db_release. */

@@ -9,9 +9,10 @@
  *   (http_defer in src/http/http.h). webhook_ingest_submit() is the
  *   blocking form of the same thing (tests, tools).
  * - One writer thread takes everything queued (at most batch_max entries /
- *   batch_bytes bytes), inserts it in ONE transaction (PostgreSQL: multi-row
- *   INSERTs; SQLite: BEGIN IMMEDIATE, a cached prepared INSERT per row),
- *   commits, then calls each entry's done callback with the outcome (which
+ *   batch_bytes bytes), inserts it in ONE transaction with multi-row
+ *   INSERTs (webhook_store_insert_tx; PostgreSQL: BEGIN, the INSERTs and
+ *   COMMIT sent as one libpq pipeline, one round trip; SQLite: BEGIN
+ *   IMMEDIATE), commits, then calls each entry's done callback with the outcome (which
  *   completes the deferred HTTP answer). While a commit is in flight new
  *   arrivals queue up, so the batch size follows the load by itself (no
  *   timer, no added latency when idle).

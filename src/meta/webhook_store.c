@@ -3,9 +3,12 @@
  * Batches are one multi-row INSERT per power-of-two chunk (PostgreSQL 256,
  * 128, ..., 1 rows; SQLite 64, ..., 1), so at most nine distinct statement
  * texts are prepared per connection whatever the batch size. On SQLite this
- * replaced one INSERT per row: a chunk binds and steps once. */
+ * replaced one INSERT per row: a chunk binds and steps once. On PostgreSQL
+ * the chunks of a batch (and, in webhook_store_insert_tx, its BEGIN and
+ * COMMIT) go in one libpq pipeline: one round trip per batch. */
 #include "meta/webhook_store.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,35 +133,40 @@ static char *insert_sql(size_t rows)
 	return sql;
 }
 
-static int insert_chunk(struct db_conn *c, const struct webhook_raw *rows, size_t n,
-			int64_t *ids_out)
-{
-	struct db_param *p = calloc(3 * n, sizeof *p);
-	char *sql = insert_sql(n);
-	struct db_res *r = NULL;
-	int rc = DB_ERR;
+/* The statement texts, made once per chunk size (power of two). */
+static char *chunk_sql[16];
+static pthread_once_t chunk_sql_once = PTHREAD_ONCE_INIT;
 
-	if (p == NULL || sql == NULL)
-		goto out;
+static void chunk_sql_init(void)
+{
+	for (size_t k = 0; k < sizeof chunk_sql / sizeof chunk_sql[0]; k++)
+		if (((size_t)1 << k) <= CHUNK_MAX_PG)
+			chunk_sql[k] = insert_sql((size_t)1 << k); /* NULL: out of memory */
+}
+
+/* Queue (db_exec_queued) one multi-row INSERT of n rows (a power of two);
+ * *res gets its ids after the sync. */
+static int insert_chunk(struct db_conn *c, const struct webhook_raw *rows, size_t n,
+			struct db_res **res, struct db_param *p)
+{
+	size_t k = 0;
+
+	while (((size_t)1 << k) < n)
+		k++;
+	pthread_once(&chunk_sql_once, chunk_sql_init);
+	if (((size_t)1 << k) != n || k >= sizeof chunk_sql / sizeof chunk_sql[0] ||
+	    chunk_sql[k] == NULL)
+		return DB_ERR;
 	for (size_t i = 0; i < n; i++) {
 		p[3 * i] = DBP_INT(rows[i].received_at);
 		p[3 * i + 1] = DBP_TEXT(rows[i].source);
-		p[3 * i + 2] = DBP_TEXTN(rows[i].body, rows[i].body_len);
+		/* Ingestion's bodies are NUL-terminated (webhook_ingest.h): passed
+		 * as plain text, no engine copies them to terminate them. */
+		p[3 * i + 2] = strlen(rows[i].body) == rows[i].body_len
+				       ? DBP_TEXT(rows[i].body)
+				       : DBP_TEXTN(rows[i].body, rows[i].body_len);
 	}
-	rc = db_exec(c, sql, p, (int)(3 * n), ids_out != NULL ? &r : NULL, NULL);
-	if (rc != DB_OK || ids_out == NULL)
-		goto out;
-	if ((size_t)db_rows(r) != n) {
-		rc = DB_ERR;
-		goto out;
-	}
-	for (size_t i = 0; i < n; i++)
-		ids_out[i] = db_get_int(r, (int)i, 0);
-out:
-	db_res_free(r);
-	free(sql);
-	free(p);
-	return rc;
+	return db_exec_queued(c, chunk_sql[k], p, (int)(3 * n), res, NULL);
 }
 
 static int cmp_id(const void *a, const void *b)
@@ -167,26 +175,65 @@ static int cmp_id(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-/* Power-of-two chunks of at most chunk_max rows, each one multi-row INSERT.
- * Within one statement (and one writer) ids grow in VALUES order, but
- * RETURNING does not promise its row order: sorting restores it. */
-static int insert_rows(struct db_conn *c, const struct webhook_raw *rows, size_t n,
-		       int64_t *ids_out, size_t chunk_max)
+static size_t chunk_max(struct db_conn *c)
 {
-	size_t done = 0;
-	while (done < n) {
-		size_t chunk = chunk_max;
+	return db_engine(db_conn_db(c)) == DB_ENGINE_PG ? CHUNK_MAX_PG : CHUNK_MAX_SQLITE;
+}
+
+/* Transaction control inside insert_rows: queued on PostgreSQL (same
+ * round trip as the rows), a plain script on SQLite. */
+static int queue_control(struct db_conn *c, const char *sql)
+{
+	if (db_engine(db_conn_db(c)) == DB_ENGINE_PG)
+		return db_exec_queued(c, sql, NULL, 0, NULL, NULL);
+	return db_exec_script(c, sql);
+}
+
+/* Power-of-two chunks of at most chunk_max rows, each one multi-row INSERT,
+ * queued in one pipeline between begin and commit (NULL: none) and synced
+ * once. Within one statement (and one writer) ids grow in VALUES order,
+ * but RETURNING does not promise its row order: sorting restores it. */
+static int insert_rows(struct db_conn *c, const struct webhook_raw *rows, size_t n,
+		       int64_t *ids_out, const char *begin, const char *commit)
+{
+	size_t max = chunk_max(c), nchunks = n / max + 16, k = 0, done = 0;
+	struct db_res **res = calloc(nchunks, sizeof *res);
+	struct db_param *p = calloc(3 * max, sizeof *p);
+	int rc = res == NULL || p == NULL ? DB_ERR : db_pipeline_begin(c);
+
+	if (rc == DB_OK && begin != NULL)
+		rc = queue_control(c, begin);
+	while (rc == DB_OK && done < n) {
+		size_t chunk = max;
 		while (chunk > n - done)
 			chunk /= 2;
-		int64_t *ids = ids_out != NULL ? ids_out + done : NULL;
-		int rc = insert_chunk(c, rows + done, chunk, ids);
-		if (rc != DB_OK)
-			return rc;
-		if (ids != NULL)
-			qsort(ids, chunk, sizeof *ids, cmp_id);
+		rc = insert_chunk(c, rows + done, chunk, ids_out != NULL ? &res[k] : NULL, p);
+		done += chunk;
+		k++;
+	}
+	if (rc == DB_OK && commit != NULL)
+		rc = queue_control(c, commit);
+	if (rc == DB_OK)
+		rc = db_pipeline_end(c);
+	done = 0;
+	for (size_t i = 0; rc == DB_OK && ids_out != NULL && i < k; i++) {
+		size_t chunk = (size_t)db_rows(res[i]);
+		if (res[i] == NULL || done + chunk > n) {
+			rc = DB_ERR;
+			break;
+		}
+		for (size_t j = 0; j < chunk; j++)
+			ids_out[done + j] = db_get_int(res[i], (int)j, 0);
+		qsort(ids_out + done, chunk, sizeof *ids_out, cmp_id);
 		done += chunk;
 	}
-	return DB_OK;
+	if (rc == DB_OK && ids_out != NULL && done != n)
+		rc = DB_ERR;
+	for (size_t i = 0; res != NULL && i < k; i++)
+		db_res_free(res[i]);
+	free(res);
+	free(p);
+	return rc;
 }
 
 int webhook_store_insert_batch(struct db_conn *c, const struct webhook_raw *rows,
@@ -194,9 +241,17 @@ int webhook_store_insert_batch(struct db_conn *c, const struct webhook_raw *rows
 {
 	if (n == 0)
 		return DB_OK;
-	return insert_rows(c, rows, n, ids_out,
-			   db_engine(db_conn_db(c)) == DB_ENGINE_PG ? CHUNK_MAX_PG
-								    : CHUNK_MAX_SQLITE);
+	return insert_rows(c, rows, n, ids_out, NULL, NULL);
+}
+
+int webhook_store_insert_tx(struct db_conn *c, const struct webhook_raw *rows, size_t n,
+			    int64_t *ids_out)
+{
+	bool sqlite = db_engine(db_conn_db(c)) == DB_ENGINE_SQLITE;
+
+	if (n == 0)
+		return DB_OK;
+	return insert_rows(c, rows, n, ids_out, sqlite ? "BEGIN IMMEDIATE" : "BEGIN", "COMMIT");
 }
 
 /* ---- processing --------------------------------------------------------- */
@@ -235,6 +290,90 @@ int webhook_store_mark_processed(struct db_conn *c, int64_t id, int64_t now,
 	return affected_to_rc(rc, affected);
 }
 
+int webhook_store_mark_done(struct db_conn *c, int64_t id, int64_t now, const char *org_id,
+			    const char *number_id, const char *field, const char *error)
+{
+	char msg[WEBHOOK_ERROR_MAX + 1];
+	if (error != NULL)
+		str_copy(msg, sizeof msg, error);
+	const struct db_param p[] = { DBP_INT(id),	    DBP_INT(now),	  DBP_TEXT(org_id),
+				      DBP_TEXT(number_id), DBP_TEXT(field),
+				      DBP_TEXT(error != NULL ? msg : NULL) };
+	return db_exec_queued(c,
+			      "UPDATE webhook_events SET processed_at = $2, attempts = attempts + 1,"
+			      " error = $6,"
+			      " organization_id = COALESCE($3, organization_id),"
+			      " whatsapp_number_id = COALESCE($4, whatsapp_number_id),"
+			      " field = COALESCE($5, field) WHERE id = $1",
+			      p, 6, NULL, NULL);
+}
+
+#define MARK_CHUNK 64 /* ids per grouped mark (power of two) */
+
+/* "UPDATE ... WHERE id IN ($6, ..., $n+5)" for a power-of-two n. */
+static const char *mark_sql(size_t n)
+{
+	static char *texts[8];
+	static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+	size_t k = 0;
+	while (((size_t)1 << k) < n)
+		k++;
+	if (k >= sizeof texts / sizeof texts[0])
+		return NULL;
+	pthread_mutex_lock(&mu);
+	if (texts[k] == NULL) {
+		static const char head[] =
+			"UPDATE webhook_events SET processed_at = $1, attempts = attempts + 1,"
+			" error = $2, organization_id = COALESCE($3, organization_id),"
+			" whatsapp_number_id = COALESCE($4, whatsapp_number_id),"
+			" field = COALESCE($5, field) WHERE id IN (";
+		size_t cap = sizeof head + n * 8 + 4, off;
+		char *sql = malloc(cap);
+		if (sql != NULL) {
+			off = (size_t)snprintf(sql, cap, "%s", head);
+			for (size_t i = 0; i < n; i++)
+				off += (size_t)snprintf(sql + off, cap - off, "%s$%zu",
+							i > 0 ? "," : "", i + 6);
+			snprintf(sql + off, cap - off, ")");
+			texts[k] = sql;
+		}
+	}
+	const char *out = texts[k];
+	pthread_mutex_unlock(&mu);
+	return out;
+}
+
+int webhook_store_mark_done_many(struct db_conn *c, const int64_t *ids, size_t n, int64_t now,
+				 const char *org_id, const char *number_id, const char *field,
+				 const char *error)
+{
+	char msg[WEBHOOK_ERROR_MAX + 1];
+	struct db_param p[5 + MARK_CHUNK];
+	size_t done = 0;
+	int rc = DB_OK;
+
+	if (error != NULL)
+		str_copy(msg, sizeof msg, error);
+	p[0] = DBP_INT(now);
+	p[1] = DBP_TEXT(error != NULL ? msg : NULL);
+	p[2] = DBP_TEXT(org_id);
+	p[3] = DBP_TEXT(number_id);
+	p[4] = DBP_TEXT(field);
+	while (rc == DB_OK && done < n) {
+		size_t chunk = MARK_CHUNK;
+		while (chunk > n - done)
+			chunk /= 2;
+		const char *sql = mark_sql(chunk);
+		if (sql == NULL)
+			return DB_ERR;
+		for (size_t i = 0; i < chunk; i++)
+			p[5 + i] = DBP_INT(ids[done + i]);
+		rc = db_exec_queued(c, sql, p, (int)(5 + chunk), NULL, NULL);
+		done += chunk;
+	}
+	return rc;
+}
+
 int webhook_store_mark_failed(struct db_conn *c, int64_t id, int64_t now,
 			      const char *error, bool final)
 {
@@ -262,11 +401,13 @@ int webhook_store_insert_child(struct db_conn *c, int64_t parent_id,
 		processed_at > 0 ? DBP_INT(processed_at) : DBP_NULL,
 	};
 	struct db_res *r = NULL;
-	int rc = db_exec(c,
-			 "INSERT INTO webhook_events (received_at, source, body, organization_id,"
-			 " whatsapp_number_id, field, parent_id, processed_at)"
-			 " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-			 p, 8, &r, NULL);
+	static const char sql[] =
+		"INSERT INTO webhook_events (received_at, source, body, organization_id,"
+		" whatsapp_number_id, field, parent_id, processed_at)"
+		" VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id";
+	if (id_out == NULL)
+		return db_exec_queued(c, sql, p, 8, NULL, NULL);
+	int rc = db_exec(c, sql, p, 8, &r, NULL);
 	if (rc == DB_OK && id_out != NULL)
 		*id_out = db_rows(r) > 0 ? db_get_int(r, 0, 0) : 0;
 	db_res_free(r);

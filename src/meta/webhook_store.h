@@ -30,7 +30,8 @@
 #define WEBHOOK_FIELD_MAX 64      /* Meta's change field names are short */
 #define WEBHOOK_ERROR_MAX 512     /* stored error text is cut to this */
 
-/* One raw event as ingestion hands it to the store. Borrowed pointers. */
+/* One raw event as ingestion hands it to the store. Borrowed pointers;
+ * body is body_len bytes followed by a NUL (as ingestion receives it). */
 struct webhook_raw {
 	const char *body;
 	size_t body_len;
@@ -69,6 +70,13 @@ int webhook_store_insert_batch(struct db_conn *c, const struct webhook_raw *rows
 			       size_t n, int64_t *ids_out)
 	__attribute__((warn_unused_result));
 
+/* The same in a transaction of its own (c must not be in one): BEGIN, the
+ * rows, COMMIT; on PostgreSQL all in one pipelined round trip, the
+ * COMMIT's outcome included. 0 only when committed; otherwise a db_status
+ * and the caller releases c (which rolls back what is left open). */
+int webhook_store_insert_tx(struct db_conn *c, const struct webhook_raw *rows, size_t n,
+			    int64_t *ids_out) __attribute__((warn_unused_result));
+
 /* ---- processing --------------------------------------------------------- */
 
 /* Up to limit pending events (processed_at IS NULL) with id > after_id, in
@@ -87,6 +95,19 @@ int webhook_store_mark_processed(struct db_conn *c, int64_t id, int64_t now,
 				 const char *field)
 	__attribute__((warn_unused_result));
 
+/* The same in one statement that also sets error (NULL clears it), for
+ * the processor: queued (db_exec_queued), so it reports no row count and
+ * its error may come at the next sync. 0 or a db_status. */
+int webhook_store_mark_done(struct db_conn *c, int64_t id, int64_t now, const char *org_id,
+			    const char *number_id, const char *field, const char *error)
+	__attribute__((warn_unused_result));
+
+/* webhook_store_mark_done for the n events ids that share org_id,
+ * number_id, field and error: queued UPDATEs of up to 64 ids each. */
+int webhook_store_mark_done_many(struct db_conn *c, const int64_t *ids, size_t n, int64_t now,
+				 const char *org_id, const char *number_id, const char *field,
+				 const char *error) __attribute__((warn_unused_result));
+
 /* Record a failure of event id: attempts + 1, error (cut to
  * WEBHOOK_ERROR_MAX bytes). When final is true processed_at is set to now
  * (the event is given up and stays visible with its error); otherwise it
@@ -97,7 +118,8 @@ int webhook_store_mark_failed(struct db_conn *c, int64_t id, int64_t now,
 
 /* Insert a routed child row of parent_id (already processed, routed to
  * org_id/number_id with field), holding body (e.g. one change re-wrapped by
- * the processor). id_out (may be NULL) gets its id. 0 or a db_status. */
+ * the processor). id_out (may be NULL) gets its id; when NULL the INSERT
+ * is queued (db_exec_queued). 0 or a db_status. */
 int webhook_store_insert_child(struct db_conn *c, int64_t parent_id,
 			       const struct webhook_raw *row, const char *org_id,
 			       const char *number_id, const char *field,

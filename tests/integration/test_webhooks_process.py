@@ -222,6 +222,39 @@ class WebhookProcessTest(unittest.TestCase):
         self.assertEqual(row, ["failed", "131026", "Message Undeliverable.",
                                "1764410305000000"])
 
+    def test_many_statuses_of_one_post_known_and_unknown(self):
+        # One POST, so one processor batch: the statuses' wamids are looked
+        # up together (webhook_apply.h, wh_known_fetch) and the updates
+        # queued; known and unknown wamids, repeats and an inbound message
+        # (whose wamid takes no status) mixed, applied in order.
+        known = "wamid.mix-known-" + uuid.uuid4().hex
+        unknown = "wamid.mix-unknown-" + uuid.uuid4().hex
+        inbound_w = "wamid.mix-in-" + uuid.uuid4().hex
+        self.outbound(known, "queued")
+        self.post(inbound(inbound_w, "hello", "5511987654321"))
+        self.wait_processed()
+
+        def st(w, s, ts):
+            return {"id": w, "status": s, "timestamp": str(ts),
+                    "recipient_id": "5511987654321"}
+        self.post(wrap({"statuses": [
+            st(known, "sent", 1764410300), st(unknown, "sent", 1764410301),
+            st(known, "read", 1764410310), st(unknown, "delivered", 1764410302),
+            st(known, "delivered", 1764410305), st(unknown, "delivered", 1764410302),
+            st(inbound_w, "read", 1764410320)]}))
+        self.wait_processed()
+        self.assertEqual(self.one("SELECT status, sent_at, delivered_at, read_at FROM messages"
+                                  " WHERE wamid = '%s'" % known),
+                         ["read", "1764410300000000", "1764410305000000", "1764410310000000"])
+        self.assertEqual(self.q("SELECT status, status_at FROM pending_statuses"
+                                " WHERE wamid = '%s' ORDER BY status" % unknown),
+                         [["delivered", "1764410302000000"], ["sent", "1764410301000000"]])
+        self.assertEqual(self.q("SELECT COUNT(*) FROM pending_statuses WHERE wamid = '%s'"
+                                % known), [["0"]])
+        # an inbound message keeps its status
+        self.assertEqual(self.one("SELECT status FROM messages WHERE wamid = '%s'" % inbound_w),
+                         ["received"])
+
     def test_status_before_message_is_applied_when_it_appears(self):
         w = "wamid.early-" + uuid.uuid4().hex
         self.post(status(w, "delivered", 1764410302))

@@ -7,6 +7,8 @@
 
 #include <cmocka.h>
 #include <pthread.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "core/timeutil.h"
 #include "core/uuid.h"
@@ -110,6 +112,35 @@ static void test_v7_threads_unique(void **state)
 		assert_true(cmp_uuid(&g_ids[k - 1], &g_ids[k]) != 0);
 }
 
+/* Random bytes are drawn from a per-thread pool: a forked child must not
+ * reuse the parent's remaining bytes (same rand_b in both). */
+static void test_v7_fork_fresh_random(void **state)
+{
+	struct uuid first, mine, child;
+	int fd[2];
+
+	(void)state;
+	assert_int_equal(uuid_v7(&first), 0); /* the pool is filled now */
+	assert_int_equal(pipe(fd), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct uuid u;
+		ssize_t w = -1;
+		if (uuid_v7(&u) == 0)
+			w = write(fd[1], u.b, sizeof u.b);
+		_exit(w == (ssize_t)sizeof u.b ? 0 : 1);
+	}
+	assert_int_equal(uuid_v7(&mine), 0);
+	assert_int_equal(read(fd[0], child.b, sizeof child.b), (ssize_t)sizeof child.b);
+	int status = 0;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	close(fd[0]);
+	close(fd[1]);
+	assert_memory_not_equal(mine.b + 9, child.b + 9, 7);
+}
+
 struct parse_case {
 	const char *s;
 	bool ok;
@@ -185,6 +216,7 @@ int main(void)
 		cmocka_unit_test(test_v7_timestamp),
 		cmocka_unit_test(test_v7_monotonic),
 		cmocka_unit_test(test_v7_threads_unique),
+		cmocka_unit_test(test_v7_fork_fresh_random),
 		cmocka_unit_test(test_parse),
 		cmocka_unit_test(test_parse_bytes_and_round_trip),
 	};
