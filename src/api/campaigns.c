@@ -13,8 +13,8 @@
  *   the estimate and the limit), 422 no_rate when the rate card cannot
  *   price a recipient.
  * - ?format=csv answers every matching recipient (no paging) as text/csv
- *   with the columns of the JSON items; the body is built in memory
- *   (the HTTP layer has no chunked streaming yet). */
+ *   with the columns of the JSON items, streamed (chunked) a page of
+ *   CSV_PAGE rows at a time: memory stays flat whatever the audience. */
 #include "api/api.h"
 
 #include <stdio.h>
@@ -24,7 +24,9 @@
 #include "api/list.h"
 #include "app/app.h"
 #include "core/json.h"
+#include "core/log.h"
 #include "core/money.h"
+#include "core/str.h"
 #include "core/timeutil.h"
 #include "domain/audit.h"
 #include "domain/campaigns.h"
@@ -515,43 +517,89 @@ static bool status_filter_ok(struct http_response *res, const char *s)
 	return false;
 }
 
-/* CSV field: quoted when it holds a comma, quote or newline. */
-static void csv_field(char **buf, size_t *len, size_t *cap, const char *s, bool last)
+/* ---- CSV export (streamed) ------------------------------------------------------------ */
+
+#define CSV_PAGE 1000 /* recipients read per query while streaming */
+
+struct csv_stream {
+	struct app *app;
+	char org_id[37], id[37], status[16];
+	bool has_status;
+	int64_t after_at;          /* keyset position (page_first's sentinels at first) */
+	char after_id[37];
+	bool header_done, last_page;
+	char *buf;                 /* the current page as CSV */
+	size_t len, pos, cap;
+	struct campaign_recipient *rows;
+	int n;
+};
+
+static bool csv_reserve(struct csv_stream *s, size_t more)
 {
-	size_t need = 2 * strlen(s) + 4;
-	if (*len + need >= *cap) {
-		size_t ncap = (*cap + need) * 2;
-		char *nb = realloc(*buf, ncap);
-		if (nb == NULL)
-			return;
-		*buf = nb;
-		*cap = ncap;
-	}
-	bool quote = strpbrk(s, ",\"\r\n") != NULL;
-	char *p = *buf + *len;
+	if (s->len + more <= s->cap)
+		return true;
+	size_t ncap = (s->len + more) * 2;
+	char *nb = realloc(s->buf, ncap);
+	if (nb == NULL)
+		return false;
+	s->buf = nb;
+	s->cap = ncap;
+	return true;
+}
+
+/* CSV field: quoted when it holds a comma, quote or newline. */
+static bool csv_field(struct csv_stream *s, const char *v, bool last)
+{
+	if (!csv_reserve(s, 2 * strlen(v) + 4))
+		return false;
+	bool quote = strpbrk(v, ",\"\r\n") != NULL;
+	char *p = s->buf + s->len;
 	if (quote)
 		*p++ = '"';
-	for (; *s; s++) {
-		if (*s == '"')
+	for (; *v; v++) {
+		if (*v == '"')
 			*p++ = '"';
-		*p++ = *s;
+		*p++ = *v;
 	}
 	if (quote)
 		*p++ = '"';
 	*p++ = last ? '\n' : ',';
-	*len = (size_t)(p - *buf);
+	s->len = (size_t)(p - s->buf);
+	return true;
 }
 
-static void answer_csv(struct http_request *req, struct http_response *res, struct rcp_ctx *l)
+static int csv_page_fn(struct db_conn *c, void *ctx)
 {
-	size_t len = 0, cap = 4096;
-	char *buf = malloc(cap);
+	struct csv_stream *s = ctx;
+	free(s->rows);
+	s->rows = NULL;
+	s->n = 0;
+	return campaigns_recipients(c, s->org_id, s->id, s->has_status ? s->status : NULL,
+				    CSV_PAGE, s->after_at, s->after_id, &s->rows, &s->n);
+}
+
+/* Fill s->buf with the next page (the header first). false on error. */
+static bool csv_fill(struct csv_stream *s)
+{
 	static const char *const head[] = { "contact_id", "phone", "status", "message_id", "wamid",
 					    "error_code", "error_message", "attempts", "cost" };
-	for (size_t i = 0; buf && i < 9; i++)
-		csv_field(&buf, &len, &cap, head[i], i == 8);
-	for (int i = 0; buf && i < l->n; i++) {
-		const struct campaign_recipient *r = &l->rows[i];
+	s->len = s->pos = 0;
+	if (!s->header_done) {
+		for (size_t i = 0; i < 9; i++)
+			if (!csv_field(s, head[i], i == 8))
+				return false;
+		s->header_done = true;
+		return true;
+	}
+	int rc = db_tx(s->app->db, false, csv_page_fn, s);
+	if (rc != 0) {
+		log_event(LOG_ERROR, "campaign CSV export cut short", LF_S("campaign_id", s->id),
+			  LF_I("db_rc", rc));
+		return false;
+	}
+	s->last_page = s->n < CSV_PAGE;
+	for (int i = 0; i < s->n; i++) {
+		const struct campaign_recipient *r = &s->rows[i];
 		char code[24] = "", att[24], cost[MONEY_TEXT_LEN] = "";
 		if (r->has_error_code)
 			snprintf(code, sizeof code, "%lld", (long long)r->error_code);
@@ -561,24 +609,79 @@ static void answer_csv(struct http_request *req, struct http_response *res, stru
 		const char *f[] = { r->contact_id, r->phone, r->status, r->message_id, r->wamid,
 				    code, r->error_message, att, cost };
 		for (size_t k = 0; k < 9; k++)
-			csv_field(&buf, &len, &cap, f[k], k == 8);
+			if (!csv_field(s, f[k], k == 8))
+				return false;
 	}
-	char *body = buf ? arena_strndup(req->arena, buf, len) : NULL;
-	free(buf);
-	if (body == NULL) {
+	if (s->n > 0) {
+		s->after_at = s->rows[s->n - 1].created_at;
+		str_copy(s->after_id, sizeof s->after_id, s->rows[s->n - 1].id);
+	}
+	return true;
+}
+
+static long csv_next(void *ctx, char *out, size_t cap)
+{
+	struct csv_stream *s = ctx;
+	while (s->pos == s->len) {
+		if (s->header_done && s->last_page)
+			return 0;
+		if (!csv_fill(s))
+			return -1;
+	}
+	size_t n = s->len - s->pos < cap ? s->len - s->pos : cap;
+	memcpy(out, s->buf + s->pos, n);
+	s->pos += n;
+	return (long)n;
+}
+
+static void csv_free(void *ctx)
+{
+	struct csv_stream *s = ctx;
+	free(s->buf);
+	free(s->rows);
+	free(s);
+}
+
+static int csv_exists_fn(struct db_conn *c, void *ctx)
+{
+	struct rcp_ctx *l = ctx;
+	struct campaign cp;
+	memset(&cp, 0, sizeof cp);
+	int rc = campaigns_find(c, l->org_id, l->id, &cp);
+	campaign_release(&cp);
+	l->exists = rc == 0;
+	return rc == 1 ? DB_OK : rc;
+}
+
+/* ?format=csv: every matching recipient, newest first, streamed a page
+ * at a time (each page its own read: rows are keyset-ordered by
+ * (created_at, id), which never change, so each appears once). */
+static void answer_csv(struct http_request *req, struct http_response *res, struct rcp_ctx *l)
+{
+	int rc = db_tx(req->app->db, false, csv_exists_fn, l);
+	if (rc != 0) {
+		api_answer_db_error(res, rc);
+		return;
+	}
+	if (!l->exists) {
+		api_answer_not_found(res, "no such campaign");
+		return;
+	}
+	struct csv_stream *s = calloc(1, sizeof *s);
+	if (s == NULL) {
 		api_answer_db_error(res, DB_ERR);
 		return;
 	}
-	http_body(res, 200, "text/csv; charset=utf-8", body, len);
-}
-
-static int csv_fn(struct db_conn *c, void *ctx)
-{
-	struct rcp_ctx *l = ctx;
-	struct page p;
-	page_first(&p, 200);
-	int n = 0;
-	return rcp_fetch(c, l, &p, 10000000, &n);
+	struct page first;
+	page_first(&first, CSV_PAGE);
+	s->app = req->app;
+	str_copy(s->org_id, sizeof s->org_id, l->org_id);
+	str_copy(s->id, sizeof s->id, l->id);
+	s->has_status = l->status != NULL;
+	str_copy(s->status, sizeof s->status, l->status ? l->status : "");
+	s->after_at = first.after_at;
+	str_copy(s->after_id, sizeof s->after_id, first.after_id);
+	http_stream(res, 200, "text/csv; charset=utf-8", csv_next, csv_free, s);
 }
 
 void api_campaigns_recipients(struct http_request *req, struct http_response *res)
@@ -588,14 +691,7 @@ void api_campaigns_recipients(struct http_request *req, struct http_response *re
 		return;
 	const char *fmt = http_query(req, "format");
 	if (fmt != NULL && !strcmp(fmt, "csv")) {
-		int rc = db_tx(req->app->db, false, csv_fn, &l);
-		if (rc != 0)
-			api_answer_db_error(res, rc);
-		else if (!l.exists)
-			api_answer_not_found(res, "no such campaign");
-		else
-			answer_csv(req, res, &l);
-		free(l.rows);
+		answer_csv(req, res, &l);
 		return;
 	}
 	struct api_list list = { .fetch = rcp_fetch, .render = rcp_render, .ctx = &l };

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "app/app.h"
@@ -15,9 +16,8 @@
 #include "core/metrics.h"
 #include "core/str.h"
 #include "core/timeutil.h"
+#include "core/uuid.h"
 #include "domain/campaigns.h"
-#include "domain/conversations.h"
-#include "domain/messages.h"
 #include "domain/numbers.h"
 #include "domain/send.h"
 #include "domain/templates.h"
@@ -78,12 +78,17 @@ enum dispatch_outcome dispatch_classify(enum graph_rc rc, const struct graph_err
 
 /* ---- state ------------------------------------------------------------------- */
 
+/* ---- state ------------------------------------------------------------------- */
+
 struct job {
 	struct job *next;
 	char rid[37], campaign_id[37], org_id[37], contact_id[37], number_id[37];
 	char key[80];
 	int attempts;
-	int64_t start_at;
+	int64_t start_at;          /* its pacing slot */
+	int64_t started_at;        /* when the request was started */
+	int64_t done_at;           /* when its answer (or error) arrived */
+	bool released;             /* claimed, never started: given back */
 	json_t *object;            /* the template object (message content) */
 	char *token;               /* access token (crypto_secret_free) */
 	CURL *h;
@@ -102,29 +107,43 @@ struct running {
 
 struct dispatcher {
 	struct app *app;
-	pthread_t thread;
-	atomic_bool stop;
 	char me[48];               /* claimed_by of this process */
-	CURLM *multi;
-	struct job *queued;        /* claimed, waiting for their slot (start_at order not kept) */
-	struct job *inflight;
-	struct job *done;
-	struct job *released;      /* claimed, never started: given back at the next flush */
-	int nqueued, ninflight;
-	uint64_t nlate;            /* jobs given back for a missed slot */
-	/* metrics (NULL when the app has no registry: every update is a no-op) */
-	struct metric_family *m_sends, *m_retries, *m_failures, *m_missed;
-	struct metric_series *m_inflight;
+	pthread_t sender, claimer, recorder[DISPATCH_RECORDERS_MAX];
+	bool have_sender, have_claimer;
+	int nrecorders;            /* started */
+	atomic_bool stop;          /* no more claims; the sender gives back and drains */
+	atomic_bool claimer_done;  /* the claimer has exited: nothing more arrives */
+	atomic_int load;           /* claimed jobs the sender holds or will hold */
+
+	pthread_mutex_t mu;        /* guards the fields down to pub_* */
+	pthread_cond_t cv;         /* signals the recorder */
+	struct job *incoming;      /* claimed, committed, for the sender */
+	struct job *outcomes;      /* finished or given back, for the recorder */
+	bool sender_done;
+	struct running *pub_run;   /* the running set, as the claimer last read it */
+	int pub_nrun;
+	unsigned run_gen;
+
+	/* claimer thread only */
 	struct running *run;
 	int nrun;
 	int64_t next_housekeeping;
-};
 
-/* Start the requests that are due (defined with the loop). Called also
- * between the rows of the dispatcher's own transactions: it touches no
- * database and no list those transactions work on, so a transaction of
- * many rows does not make slots late. */
-static int64_t kick(struct dispatcher *d);
+	/* sender thread only */
+	CURLM *multi;
+	struct job *queued;        /* claimed, waiting for their slot, start_at order */
+	struct job *inflight;
+	int ninflight;
+	char (*srun)[37];          /* ids of the running campaigns */
+	int nsrun;
+	unsigned srun_gen;
+	uint64_t nlate;            /* jobs given back for a missed slot */
+
+
+	/* metrics (NULL when the app has no registry: every update is a no-op) */
+	struct metric_family *m_sends, *m_retries, *m_failures, *m_missed;
+	struct metric_series *m_inflight;
+};
 
 static void job_free(struct job *j)
 {
@@ -139,6 +158,15 @@ static void job_free(struct job *j)
 	free(j);
 }
 
+static void jobs_free_list(struct job *j)
+{
+	while (j) {
+		struct job *n = j->next;
+		job_free(j);
+		j = n;
+	}
+}
+
 static uint32_t rnd32(void)
 {
 	uint32_t r = 0;
@@ -147,12 +175,40 @@ static uint32_t rnd32(void)
 	return r;
 }
 
-static bool is_pg(struct dispatcher *d)
+static bool is_pg_conn(struct db_conn *c)
 {
-	return db_engine(d->app->db) == DB_ENGINE_PG;
+	return db_engine(db_conn_db(c)) == DB_ENGINE_PG;
 }
 
-/* ---- the running set ----------------------------------------------------------- */
+/* PostgreSQL: plan this transaction's statements for the data as it is
+ * now. A connection's cached generic plan was made when the tables were
+ * small (a campaign starts with few messages and conversations) and keeps
+ * sequential scans as they grow to 100,000s: each probe of the pair rule
+ * or of a conversation then reads the whole table. Replanning costs about
+ * a millisecond per statement, a few statements per batch. */
+static int fresh_plans(struct db_conn *c)
+{
+	if (!is_pg_conn(c))
+		return DB_OK;
+	return db_exec(c, "SET LOCAL plan_cache_mode = force_custom_plan", NULL, 0, NULL, NULL);
+}
+
+/* Hand a list of finished / given-back jobs to the recorder. */
+static void to_recorder(struct dispatcher *d, struct job *list)
+{
+	if (list == NULL)
+		return;
+	struct job *last = list;
+	while (last->next)
+		last = last->next;
+	pthread_mutex_lock(&d->mu);
+	last->next = d->outcomes;
+	d->outcomes = list;
+	pthread_cond_signal(&d->cv);
+	pthread_mutex_unlock(&d->mu);
+}
+
+/* ---- the running set (claimer) ------------------------------------------------ */
 
 static int running_fn(struct db_conn *c, void *ctx)
 {
@@ -182,15 +238,32 @@ out:
 	return rc;
 }
 
-static bool campaign_running(const struct dispatcher *d, const char *id)
+/* Publish the running set to the sender (it compares ids only). */
+static void publish_running(struct dispatcher *d)
 {
-	for (int i = 0; i < d->nrun; i++)
-		if (!strcmp(d->run[i].id, id))
-			return true;
-	return false;
+	struct running *copy = NULL;
+	if (d->nrun > 0) {
+		copy = malloc((size_t)d->nrun * sizeof *copy);
+		if (copy == NULL)
+			return; /* the sender keeps the previous set a little longer */
+		memcpy(copy, d->run, (size_t)d->nrun * sizeof *copy);
+	}
+	pthread_mutex_lock(&d->mu);
+	bool same = d->pub_nrun == d->nrun;
+	for (int i = 0; same && i < d->nrun; i++)
+		same = !strcmp(d->pub_run[i].id, d->run[i].id);
+	if (!same) {
+		free(d->pub_run);
+		d->pub_run = copy;
+		d->pub_nrun = d->nrun;
+		d->run_gen++;
+		copy = NULL;
+	}
+	pthread_mutex_unlock(&d->mu);
+	free(copy);
 }
 
-/* ---- claiming -------------------------------------------------------------------- */
+/* ---- claiming (claimer) ---------------------------------------------------------- */
 
 struct claim_tx {
 	struct dispatcher *d;
@@ -201,15 +274,6 @@ struct claim_tx {
 	int njobs;
 	const char *fail_reason;   /* the campaign cannot go on */
 };
-
-static void jobs_free_list(struct job *j)
-{
-	while (j) {
-		struct job *n = j->next;
-		job_free(j);
-		j = n;
-	}
-}
 
 /* Lock and read the pacing row; *next and *slow_until. */
 static int pace_lock(struct claim_tx *t, struct db_conn *c, int64_t *next, int64_t *slow)
@@ -222,10 +286,10 @@ static int pace_lock(struct claim_tx *t, struct db_conn *c, int64_t *next, int64
 	struct db_res *r = NULL;
 	if (rc == DB_OK)
 		rc = db_exec(c,
-			     is_pg(t->d) ? "SELECT next_slot_at, slow_until FROM number_rate_state"
-					   " WHERE whatsapp_number_id = $1 FOR UPDATE"
-					 : "SELECT next_slot_at, slow_until FROM number_rate_state"
-					   " WHERE whatsapp_number_id = $1",
+			     is_pg_conn(c) ? "SELECT next_slot_at, slow_until FROM number_rate_state"
+					     " WHERE whatsapp_number_id = $1 FOR UPDATE"
+					   : "SELECT next_slot_at, slow_until FROM number_rate_state"
+					     " WHERE whatsapp_number_id = $1",
 			     p, 1, &r, NULL);
 	if (rc == DB_OK && db_rows(r) == 1) {
 		*next = db_get_int(r, 0, 0);
@@ -241,26 +305,43 @@ static int pace_lock(struct claim_tx *t, struct db_conn *c, int64_t *next, int64
  * the index campaign_recipients_due_idx's (campaign, status,
  * next_attempt_at), so the LIMIT stops the scan early: ordering by id too
  * would sort every pending row (all start with next_attempt_at 0) at each
- * claim. */
+ * claim. The pair rule (6 s per number and contact) looks at accepted
+ * sends (messages.sent_at) and at sends in flight from the number's
+ * other campaigns (their rows still 'sending', probed through the
+ * UNIQUE (campaign_id, contact_id) index): both under the number's pacing
+ * lock, so two claims for one number never race past each other. */
 static int claim_rows(struct claim_tx *t, struct db_conn *c, int n, int64_t expires,
 		      int64_t *claimed)
 {
-	char sql[1400];
+	char sql[1800];
+	bool pg = is_pg_conn(c);
+	/* PostgreSQL: "= ANY(ARRAY(...))", not "IN (...)": PostgreSQL's
+	 * generic plan of the prepared IN form (a LIMIT $5 guessed at 10% of
+	 * the rows) hash-joins a sequential scan of every recipient (350 ms
+	 * at 100,000); the array is an init-plan probed through the primary
+	 * key whatever the plan. */
 	snprintf(sql, sizeof sql,
 		 "UPDATE campaign_recipients SET status = 'sending', claimed_by = $3,"
 		 " claim_expires_at = $4, attempts = attempts + 1, updated_at = $2"
-		 " WHERE id IN (SELECT r.id FROM campaign_recipients r"
+		 " WHERE id %s (SELECT r.id FROM campaign_recipients r"
 		 "  WHERE r.campaign_id = $1 AND r.status = 'pending' AND r.next_attempt_at <= $2"
 		 "  AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.whatsapp_number_id = $6"
 		 "   AND m.contact_id = r.contact_id AND m.sent_at > $7)"
-		 "  ORDER BY r.next_attempt_at LIMIT $5%s)",
-		 is_pg(t->d) ? " FOR UPDATE SKIP LOCKED" : "");
-	struct db_param p[] = { DBP_TEXT(t->cp->id), DBP_INT(t->now), DBP_TEXT(t->d->me),
-				DBP_INT(expires), DBP_INT(n), DBP_TEXT(t->cp->number_id),
-				DBP_INT(t->now - DISPATCH_PAIR_US) };
-	return db_exec(c, sql, p, 7, NULL, claimed);
+		 "  AND NOT EXISTS (SELECT 1 FROM campaign_recipients o"
+		 "   WHERE o.campaign_id IN (SELECT oc.id FROM campaigns oc"
+		 "    WHERE oc.organization_id = $8 AND oc.whatsapp_number_id = $6 AND oc.id <> $1"
+		 "    AND oc.status IN ('running', 'paused', 'cancelled', 'failed'))"
+		 "   AND o.contact_id = r.contact_id AND %so.status = 'sending')"
+		 "  ORDER BY r.next_attempt_at LIMIT $5%s)%s",
+		 pg ? "= ANY(ARRAY" : "IN",
+		 /* SQLite: "+" keeps the planner on the unique index (see above) */
+		 pg ? "" : "+", pg ? " FOR UPDATE SKIP LOCKED" : "", pg ? ")" : "");
+	struct db_param p[] = { DBP_TEXT(t->cp->id),	   DBP_INT(t->now),
+				DBP_TEXT(t->d->me),	   DBP_INT(expires),
+				DBP_INT(n),		   DBP_TEXT(t->cp->number_id),
+				DBP_INT(t->now - DISPATCH_PAIR_US), DBP_TEXT(t->cp->org_id) };
+	return db_exec(c, sql, p, 8, NULL, claimed);
 }
-
 struct send_ctx {
 	struct wa_number num;
 	struct template_row tpl;
@@ -381,7 +462,6 @@ static int load_claimed(struct claim_tx *t, struct db_conn *c, int64_t expires,
 		j->next = t->jobs;
 		t->jobs = j;
 		t->njobs++;
-		(void)kick(t->d);
 	}
 	db_res_free(r);
 	return rc;
@@ -398,9 +478,13 @@ static int claim_fn(struct db_conn *c, void *ctx)
 	t->fail_reason = NULL;
 	t->now = time_now_us();
 	int64_t next = 0, slow = 0, claimed = 0;
-	int rc = pace_lock(t, c, &next, &slow);
+	int rc = fresh_plans(c);
+	if (rc == DB_OK)
+		rc = pace_lock(t, c, &next, &slow);
 	if (rc != DB_OK)
 		goto out;
+	/* the lock may have been waited for: slots count from now */
+	t->now = time_now_us();
 	struct dispatch_grant g;
 	int64_t interval = dispatch_interval_us(0, false);
 	rc = send_ctx_load(c, t, &s);
@@ -419,6 +503,10 @@ static int claim_fn(struct db_conn *c, void *ctx)
 	rc = claim_rows(t, c, g.granted, expires, &claimed);
 	if (rc != DB_OK || claimed == 0)
 		goto out;
+	/* the slots count from now, not from before the claim (which may have
+	 * taken a while): the pacing row is still ours (locked) */
+	dispatch_pace_take(next, time_now_us() + DISPATCH_LEAD_US, (int)claimed, interval,
+			   INT64_MAX / 4, &g);
 	rc = load_claimed(t, c, expires, &s, g.first_at, interval);
 	if (rc != DB_OK)
 		goto out;
@@ -444,15 +532,28 @@ static int fail_campaign_fn(struct db_conn *c, void *ctx)
 		       p, 3, NULL, NULL);
 }
 
-static int local_load(const struct dispatcher *d)
+/* Merge two start_at-ordered lists into one (linear). */
+static struct job *merge_by_start(struct job *a, struct job *b)
 {
-	return d->nqueued + d->ninflight;
+	struct job *head = NULL, **tail = &head;
+	while (a && b) {
+		struct job **from = a->start_at <= b->start_at ? &a : &b;
+		*tail = *from;
+		*from = (*from)->next;
+		tail = &(*tail)->next;
+	}
+	*tail = a ? a : b;
+	return head;
 }
 
+/* One claim for one campaign; the committed jobs go to the sender (those
+ * whose parameters do not fit go straight to the recorder as failures).
+ * Jobs are handed over only after COMMIT: a request never starts before
+ * its row is durably 'sending'. */
 static void claim_for(struct dispatcher *d, const struct running *cp)
 {
-	int room = DISPATCH_MAX_INFLIGHT - local_load(d);
-	/* at most a horizon's worth per claim: (mps x horizon), at least 1 */
+	int room = DISPATCH_MAX_LOCAL - atomic_load(&d->load);
+	/* at most a horizon's worth per claim (claim_fn caps it by the rate) */
 	int want = (int)(NUMBERS_MAX_MPS * DISPATCH_HORIZON_US / 1000000);
 	if (want > room)
 		want = room;
@@ -474,6 +575,8 @@ static void claim_for(struct dispatcher *d, const struct running *cp)
 		jobs_free_list(t.jobs);
 		return;
 	}
+	/* t.jobs is in reverse slot order: pushing reverses it again */
+	struct job *send = NULL, *fail = NULL;
 	while (t.jobs) {
 		struct job *j = t.jobs;
 		t.jobs = j->next;
@@ -481,22 +584,90 @@ static void claim_for(struct dispatcher *d, const struct running *cp)
 			j->rc = GRAPH_ERR_INVALID;
 			str_copy(j->err.message, sizeof j->err.message,
 				 "the parameters do not fit the template");
-			j->next = d->done;
-			d->done = j;
+			j->next = fail;
+			fail = j;
 		} else {
-			j->next = d->queued;
-			d->queued = j;
-			d->nqueued++;
+			j->next = send;
+			send = j;
 		}
+	}
+	atomic_fetch_add(&d->load, t.njobs);
+	to_recorder(d, fail);
+	if (send != NULL) {
+		pthread_mutex_lock(&d->mu);
+		d->incoming = merge_by_start(d->incoming, send);
+		pthread_mutex_unlock(&d->mu);
+		(void)curl_multi_wakeup(d->multi);
 	}
 }
 
-/* ---- requests ---------------------------------------------------------------------- */
+/* ---- requests (sender) ----------------------------------------------------------- */
 
-static void start_job(struct dispatcher *d, struct job *j)
+static bool sender_running(const struct dispatcher *d, const char *id)
+{
+	for (int i = 0; i < d->nsrun; i++)
+		if (!strcmp(d->srun[i], id))
+			return true;
+	return false;
+}
+
+/* Give a job back (it never started): to the recorder's list *out. */
+static void give_back(struct dispatcher *d, struct job *j, struct job **out)
+{
+	j->released = true;
+	j->next = *out;
+	*out = j;
+}
+
+/* Take what the claimer committed and, when the running set changed, the
+ * new set; jobs of campaigns no longer running are given back at once
+ * (pause takes effect within one claimer loop). */
+static void take_incoming(struct dispatcher *d, struct job **out)
+{
+	pthread_mutex_lock(&d->mu);
+	struct job *in = d->incoming;
+	d->incoming = NULL;
+	bool changed = d->srun_gen != d->run_gen;
+	if (changed) {
+		char(*ids)[37] = d->pub_nrun > 0 ? malloc((size_t)d->pub_nrun * sizeof *ids) : NULL;
+		if (d->pub_nrun == 0 || ids != NULL) {
+			for (int i = 0; i < d->pub_nrun; i++)
+				memcpy(ids[i], d->pub_run[i].id, sizeof ids[i]);
+			free(d->srun);
+			d->srun = ids;
+			d->nsrun = d->pub_nrun;
+			d->srun_gen = d->run_gen;
+		} else {
+			changed = false; /* out of memory: try again next loop */
+		}
+	}
+	pthread_mutex_unlock(&d->mu);
+	d->queued = merge_by_start(d->queued, in);
+	if (!changed)
+		return;
+	for (struct job **pp = &d->queued; *pp;) {
+		struct job *j = *pp;
+		if (sender_running(d, j->campaign_id)) {
+			pp = &j->next;
+			continue;
+		}
+		*pp = j->next;
+		give_back(d, j, out);
+	}
+}
+
+static void finish_job(struct dispatcher *d, struct job *j, struct job **out)
+{
+	j->done_at = time_now_us();
+	j->next = *out;
+	*out = j;
+}
+
+static void start_job(struct dispatcher *d, struct job *j, struct job **out)
 {
 	graph_error_clear(&j->err);
 	j->h = curl_easy_init();
+	j->started_at = time_now_us();
 	bool ok = j->h != NULL &&
 		  graph_easy_setup(d->app->graph, j->h, &j->req, j->token, &j->resp, &j->err) ==
 			  GRAPH_OK &&
@@ -506,8 +677,7 @@ static void start_job(struct dispatcher *d, struct job *j)
 		  curl_multi_add_handle(d->multi, j->h) == CURLM_OK;
 	if (!ok) {
 		j->rc = GRAPH_ERR_NOMEM;
-		j->next = d->done;
-		d->done = j;
+		finish_job(d, j, out);
 		return;
 	}
 	j->next = d->inflight;
@@ -515,38 +685,28 @@ static void start_job(struct dispatcher *d, struct job *j)
 	d->ninflight++;
 }
 
-/* Start queued jobs whose slot came; give back (d->released) those of
- * campaigns no longer running and those that missed their slot by more
- * than DISPATCH_LATE_US. Returns the earliest future start (0: none). */
-static int64_t start_due(struct dispatcher *d, int64_t now, int *started)
+/* Start the queued jobs whose slot came (the list is in slot order). One
+ * that missed its slot by more than DISPATCH_LATE_US, or that finds
+ * DISPATCH_MAX_INFLIGHT requests in flight, is not started: it is given
+ * back (a late start would bunch with the on-time ones). Returns the
+ * next future slot (0: none). */
+static int64_t start_due(struct dispatcher *d, int64_t now, struct job **out)
 {
-	struct job **pp = &d->queued;
-	int64_t earliest = 0;
-	*started = 0;
-	while (*pp) {
-		struct job *j = *pp;
+	while (d->queued && d->queued->start_at <= now) {
+		struct job *j = d->queued;
+		d->queued = j->next;
 		bool late = now - j->start_at > DISPATCH_LATE_US;
-		if (!campaign_running(d, j->campaign_id) || late) {
-			*pp = j->next;
-			d->nqueued--;
-			j->next = d->released;
-			d->released = j;
-			if (late) {
-				d->nlate++;
-				metrics_inc(d->m_missed, (const char *const[]){ j->number_id }, 1);
-			}
-		} else if (j->start_at <= now) {
-			*pp = j->next;
-			d->nqueued--;
-			start_job(d, j);
-			(*started)++;
+		if (late || d->ninflight >= DISPATCH_MAX_INFLIGHT) {
+			d->nlate++;
+			metrics_inc(d->m_missed, (const char *const[]){ j->number_id }, 1);
+			give_back(d, j, out);
+		} else if (!sender_running(d, j->campaign_id)) {
+			give_back(d, j, out);
 		} else {
-			if (earliest == 0 || j->start_at < earliest)
-				earliest = j->start_at;
-			pp = &j->next;
+			start_job(d, j, out);
 		}
 	}
-	return earliest;
+	return d->queued ? d->queued->start_at : 0;
 }
 
 static void unlink_inflight(struct dispatcher *d, struct job *j)
@@ -559,7 +719,7 @@ static void unlink_inflight(struct dispatcher *d, struct job *j)
 		}
 }
 
-static void collect_done(struct dispatcher *d)
+static void collect_done(struct dispatcher *d, struct job **out)
 {
 	CURLMsg *m;
 	int left = 0;
@@ -577,64 +737,237 @@ static void collect_done(struct dispatcher *d)
 		if (j->rc == GRAPH_OK)
 			j->rc = graph_parse_send(j->resp.body, j->resp.len, j->wamid,
 						 sizeof j->wamid, &j->err);
+		/* the connection stays in the multi handle's cache */
+		curl_easy_cleanup(h);
+		j->h = NULL;
 		unlink_inflight(d, j);
-		j->next = d->done;
-		d->done = j;
+		finish_job(d, j, out);
 	}
 }
 
-/* ---- recording --------------------------------------------------------------------- */
-
-/* Recipient rid (campaign, org, contact, number) was accepted by Meta
- * with wamid: recipient sent, outbound message row, pending statuses. */
-static int record_sent(struct db_conn *c, const char *org, const char *campaign,
-		       const char *rid, const char *contact, const char *number,
-		       const char *key, const char *wamid, const json_t *object, int64_t now)
+/* The sender: nothing but timing and transfers (no database), so a slow
+ * transaction never makes a slot late. */
+static void *sender_main(void *arg)
 {
-	int64_t changed = 0;
-	struct db_param p[] = { DBP_TEXT(rid), DBP_TEXT(wamid), DBP_INT(now) };
-	int rc = db_exec(c,
-			 "UPDATE campaign_recipients SET status = 'sent', wamid = $2, claimed_by = NULL,"
-			 " error_code = NULL, error_message = NULL, updated_at = $3"
-			 " WHERE id = $1 AND status IN ('sending', 'pending')",
-			 p, 3, NULL, &changed);
-	if (rc != DB_OK || changed == 0)
-		return rc;
-	struct conversation conv;
-	struct message msg;
-	memset(&msg, 0, sizeof msg);
-	rc = conversations_open(c, org, contact, number, &conv);
-	struct message_new mn = { .conversation_id = conv.id, .whatsapp_number_id = number,
-				  .contact_id = contact, .type = "template", .content = object };
-	if (rc == 0)
-		rc = messages_create_outbound(c, org, &mn, &msg);
-	if (rc == 0) {
-		struct db_param q[] = { DBP_TEXT(msg.id), DBP_TEXT(campaign), DBP_TEXT(key) };
-		rc = db_exec(c,
-			     "UPDATE messages SET campaign_id = $2, biz_opaque_callback_data = $3"
-			     " WHERE id = $1",
-			     q, 3, NULL, NULL);
+	struct dispatcher *d = arg;
+	int64_t deadline = 0;
+	for (;;) {
+		/* read before taking incoming: after claimer_done nothing more comes */
+		bool stopping = atomic_load(&d->stop) && atomic_load(&d->claimer_done);
+		struct job *out = NULL;
+		take_incoming(d, &out);
+		if (stopping)
+			while (d->queued) {
+				struct job *j = d->queued;
+				d->queued = j->next;
+				give_back(d, j, &out);
+			}
+		int64_t next = start_due(d, time_now_us(), &out);
+		int running = 0;
+		(void)curl_multi_perform(d->multi, &running);
+		collect_done(d, &out);
+		to_recorder(d, out);
+		metrics_set(d->m_inflight, d->ninflight);
+		int64_t now = time_now_us();
+		if (stopping) {
+			if (deadline == 0)
+				deadline = now + DISPATCH_REQUEST_TIMEOUT_MS * 1000 + 1000000;
+			if (d->ninflight == 0 || now >= deadline)
+				break;
+		}
+		int timeout_ms = stopping ? 50 : 100;
+		if (next > 0) {
+			/* rounded up: a start is never early, and late by < 1 ms + wake-up */
+			int64_t wait = (next - now + 999) / 1000;
+			if (wait < timeout_ms)
+				timeout_ms = wait < 0 ? 0 : (int)wait;
+		}
+		(void)curl_multi_poll(d->multi, NULL, 0, timeout_ms, NULL);
 	}
-	if (rc == 0)
-		rc = messages_set_sent(c, org, msg.id, wamid, now);
-	if (rc == 0 || rc == 1)
-		rc = webhook_apply_pending(c, wamid);
-	if (rc >= 0)
-		rc = conversations_touch(c, org, conv.id, now);
-	if (rc == 0) {
-		struct db_param q[] = { DBP_TEXT(rid), DBP_TEXT(msg.id) };
-		rc = db_exec(c, "UPDATE campaign_recipients SET message_id = $2 WHERE id = $1", q,
-			     2, NULL, NULL);
+	/* still in flight after the deadline: abandoned ('sending' rows are
+	 * reconciled once their claim expires) */
+	while (d->inflight) {
+		struct job *j = d->inflight;
+		d->inflight = j->next;
+		(void)curl_multi_remove_handle(d->multi, j->h);
+		job_free(j);
 	}
-	message_release(&msg);
-	return rc < 0 ? rc : 0;
+	d->ninflight = 0;
+	pthread_mutex_lock(&d->mu);
+	d->sender_done = true;
+	pthread_cond_signal(&d->cv);
+	pthread_mutex_unlock(&d->mu);
+	return NULL;
 }
 
-struct record_tx {
-	struct dispatcher *d;
-	struct job *jobs;
-	struct job *released;
+/* ---- recording (recorder) ---------------------------------------------------------- */
+
+/* One accepted send to record. */
+struct sent_item {
+	const char *rid, *org, *campaign, *contact, *number, *key, *wamid;
+	const json_t *object;      /* message content (NULL: unknown, reconciled) */
+	int64_t started_at, sent_at;
+	char mid[37];              /* the message row's id (made here) */
+	bool changed;              /* the recipient row moved to 'sent' */
 };
+
+/* The rows of a JSON array parameter ($1) as a table v, per engine. */
+#define ROWS_PG(cols) " jsonb_to_recordset(CAST($1 AS jsonb)) AS v(" cols ")"
+#define J(name) "json_extract(value, '$." name "') AS " name
+#define ROWS_SQLITE(sel) " (SELECT " sel " FROM json_each($1)) AS v"
+
+static int exec_rows(struct db_conn *c, const char *pg_sql, const char *sqlite_sql,
+		     const char *json, int64_t now, struct db_res **out)
+{
+	struct db_param p[] = { DBP_TEXT(json), DBP_INT(now) };
+	return db_exec(c, is_pg_conn(c) ? pg_sql : sqlite_sql, p, 2, out, NULL);
+}
+
+/* Recipients it[0..n) were accepted by Meta: in a few multi-row
+ * statements, whatever n, mark them 'sent' (only rows still 'sending' or
+ * 'pending': nothing is undone), open the missing conversations, insert
+ * the outbound messages (status 'sent', campaign_id and the key set),
+ * apply the statuses that overtook the answers and touch the
+ * conversations. 0 or a db_status. */
+static int record_sent_batch(struct db_conn *c, struct sent_item *it, int n, int64_t now)
+{
+	json_t *a = json_array(), *b = json_array();
+	char *ja = NULL, *jb = NULL;
+	struct db_res *r = NULL;
+	int rc = DB_ERR, nchanged = 0;
+	if (a == NULL || b == NULL)
+		goto out;
+	for (int i = 0; i < n; i++) {
+		it[i].changed = false;
+		if (uuid_v7_str(it[i].mid) != 0 ||
+		    json_array_append_new(a, json_pack("{s:s, s:s, s:s}", "rid", it[i].rid, "wamid",
+						       it[i].wamid, "mid", it[i].mid)) != 0)
+			goto out;
+	}
+	if ((ja = json_dump_compact(a, NULL)) == NULL)
+		goto out;
+	rc = exec_rows(c,
+		       "UPDATE campaign_recipients r SET status = 'sent', wamid = v.wamid,"
+		       " message_id = v.mid, claimed_by = NULL, error_code = NULL,"
+		       " error_message = NULL, updated_at = $2 FROM"
+		       ROWS_PG("rid uuid, wamid text, mid uuid")
+		       " WHERE r.id = v.rid AND r.status IN ('sending', 'pending') RETURNING r.id",
+		       "UPDATE campaign_recipients SET status = 'sent', wamid = v.wamid,"
+		       " message_id = v.mid, claimed_by = NULL, error_code = NULL,"
+		       " error_message = NULL, updated_at = $2 FROM"
+		       ROWS_SQLITE(J("rid") ", " J("wamid") ", " J("mid"))
+		       /* "+": by the primary key, not a scan of every pending row */
+		       " WHERE campaign_recipients.id = v.rid"
+		       " AND +campaign_recipients.status IN ('sending', 'pending') RETURNING id",
+		       ja, now, &r);
+	if (rc != DB_OK)
+		goto out;
+	for (int k = 0; k < db_rows(r); k++) {
+		const char *id = db_get_text(r, k, 0);
+		for (int i = 0; id && i < n; i++)
+			if (!it[i].changed && !strcmp(it[i].rid, id)) {
+				it[i].changed = true;
+				nchanged++;
+				break;
+			}
+	}
+	db_res_free(r);
+	r = NULL;
+	if (nchanged == 0)
+		goto out;
+	rc = DB_ERR;
+	for (int i = 0; i < n; i++) {
+		if (!it[i].changed)
+			continue;
+		char cv[37];
+		json_t *o = uuid_v7_str(cv) == 0
+				    ? json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I}",
+						"mid", it[i].mid, "o", it[i].org, "c", it[i].contact,
+						"n", it[i].number, "cv", cv, "w", it[i].wamid, "cp",
+						it[i].campaign, "k", it[i].key, "ca",
+						(json_int_t)it[i].started_at, "sa",
+						(json_int_t)it[i].sent_at)
+				    : NULL;
+		if (o == NULL || json_object_set_new(o, "content",
+						     it[i].object ? json_deep_copy(it[i].object)
+								  : json_null()) != 0 ||
+		    json_array_append_new(b, o) != 0)
+			goto out;
+	}
+	if ((jb = json_dump_compact(b, NULL)) == NULL)
+		goto out;
+	/* conversations: one open per (contact, number); a concurrent opener
+	 * wins. A new one starts touched (the UPDATE below then skips it). */
+	rc = exec_rows(c,
+		       "INSERT INTO conversations (id, organization_id, contact_id, whatsapp_number_id,"
+		       " status, unread_count, last_message_at, created_at, updated_at)"
+		       " SELECT v.cv, v.o, v.c, v.n, 'open', 0, $2, $2, $2 FROM"
+		       ROWS_PG("cv uuid, o uuid, c uuid, n uuid")
+		       " WHERE NOT EXISTS (SELECT 1 FROM conversations x WHERE x.organization_id = v.o"
+		       " AND x.contact_id = v.c AND x.whatsapp_number_id = v.n AND x.status = 'open')"
+		       " ON CONFLICT DO NOTHING",
+		       "INSERT INTO conversations (id, organization_id, contact_id, whatsapp_number_id,"
+		       " status, unread_count, last_message_at, created_at, updated_at)"
+		       " SELECT v.cv, v.o, v.c, v.n, 'open', 0, $2, $2, $2 FROM"
+		       ROWS_SQLITE(J("cv") ", " J("o") ", " J("c") ", " J("n"))
+		       " WHERE NOT EXISTS (SELECT 1 FROM conversations x WHERE x.organization_id = v.o"
+		       " AND x.contact_id = v.c AND x.whatsapp_number_id = v.n AND x.status = 'open')"
+		       " ON CONFLICT DO NOTHING",
+		       jb, now, NULL);
+	if (rc == DB_OK)
+		rc = exec_rows(
+			c,
+			"INSERT INTO messages (id, organization_id, conversation_id,"
+			" whatsapp_number_id, contact_id, direction, type, content, status, wamid,"
+			" created_at, sent_at, campaign_id, biz_opaque_callback_data)"
+			" SELECT v.mid, v.o, (SELECT x.id FROM conversations x WHERE"
+			" x.organization_id = v.o AND x.contact_id = v.c AND x.whatsapp_number_id = v.n"
+			" AND x.status = 'open'), v.n, v.c, 'outbound', 'template', v.content, 'sent',"
+			" v.w, v.ca, v.sa, v.cp, v.k FROM"
+			ROWS_PG("mid uuid, o uuid, c uuid, n uuid, w text, ca bigint, sa bigint,"
+				" cp uuid, k text, content jsonb"),
+			"INSERT INTO messages (id, organization_id, conversation_id,"
+			" whatsapp_number_id, contact_id, direction, type, content, status, wamid,"
+			" created_at, sent_at, campaign_id, biz_opaque_callback_data)"
+			" SELECT v.mid, v.o, (SELECT x.id FROM conversations x WHERE"
+			" x.organization_id = v.o AND x.contact_id = v.c AND x.whatsapp_number_id = v.n"
+			" AND x.status = 'open'), v.n, v.c, 'outbound', 'template', v.content, 'sent',"
+			" v.w, v.ca, v.sa, v.cp, v.k FROM"
+			ROWS_SQLITE(J("mid") ", " J("o") ", " J("c") ", " J("n") ", " J("w") ", "
+				    J("ca") ", " J("sa") ", " J("cp") ", " J("k") ", "
+				    J("content")),
+			jb, now, NULL);
+	/* statuses that overtook the answers (rare: looked up for all at once) */
+	if (rc == DB_OK)
+		rc = exec_rows(c,
+			       "SELECT DISTINCT ps.wamid FROM pending_statuses ps WHERE ps.wamid IN"
+			       " (SELECT v.w FROM" ROWS_PG("w text") ")",
+			       "SELECT DISTINCT ps.wamid FROM pending_statuses ps WHERE ps.wamid IN"
+			       " (SELECT v.w FROM" ROWS_SQLITE(J("w")) ")",
+			       jb, now, &r);
+	for (int k = 0; rc == DB_OK && k < db_rows(r); k++) {
+		int ap = webhook_apply_pending(c, db_get_text(r, k, 0));
+		rc = ap < 0 ? ap : DB_OK;
+	}
+	if (rc == DB_OK)
+		rc = exec_rows(c,
+			       "UPDATE conversations SET last_message_at = $2, updated_at = $2"
+			       " WHERE id IN (SELECT m.conversation_id FROM messages m WHERE m.id IN"
+			       " (SELECT v.mid FROM" ROWS_PG("mid uuid") "))"
+			       " AND (last_message_at IS NULL OR last_message_at < $2)",
+			       "UPDATE conversations SET last_message_at = $2, updated_at = $2"
+			       " WHERE id IN (SELECT m.conversation_id FROM messages m WHERE m.id IN"
+			       " (SELECT v.mid FROM" ROWS_SQLITE(J("mid")) "))"
+			       " AND (last_message_at IS NULL OR last_message_at < $2)",
+			       jb, now, NULL);
+out:
+	db_res_free(r);
+	free(ja);
+	free(jb);
+	json_decref(a);
+	json_decref(b);
+	return rc;
+}
 
 static int record_failure(struct db_conn *c, struct dispatcher *d, struct job *j, int64_t now)
 {
@@ -668,28 +1001,42 @@ static int record_failure(struct db_conn *c, struct dispatcher *d, struct job *j
 	return rc;
 }
 
+struct record_tx {
+	struct dispatcher *d;
+	struct job *jobs;          /* outcomes and given-back claims */
+	struct sent_item *items;   /* room for every job */
+};
+
 static int record_fn(struct db_conn *c, void *ctx)
 {
 	struct record_tx *t = ctx;
 	int64_t now = time_now_us();
-	int rc = DB_OK;
+	int rc = fresh_plans(c), n = 0;
+	if (rc != DB_OK)
+		return rc;
+	for (struct job *j = t->jobs; j; j = j->next)
+		if (!j->released && j->rc == GRAPH_OK)
+			t->items[n++] = (struct sent_item){
+				.rid = j->rid, .org = j->org_id, .campaign = j->campaign_id,
+				.contact = j->contact_id, .number = j->number_id, .key = j->key,
+				.wamid = j->wamid, .object = j->object, .started_at = j->started_at,
+				.sent_at = j->done_at };
+	if (n > 0)
+		rc = record_sent_batch(c, t->items, n, now);
 	for (struct job *j = t->jobs; j && rc == DB_OK; j = j->next) {
-		if (j->rc == GRAPH_OK)
-			rc = record_sent(c, j->org_id, j->campaign_id, j->rid, j->contact_id,
-					 j->number_id, j->key, j->wamid, j->object, now);
-		else
+		if (j->released) {
+			/* claimed but never started: give it back (cancelled -> skipped) */
+			struct db_param p[] = { DBP_TEXT(j->rid), DBP_INT(now) };
+			rc = db_exec(c,
+				     "UPDATE campaign_recipients SET status = CASE WHEN (SELECT status"
+				     " FROM campaigns WHERE id = campaign_recipients.campaign_id) ="
+				     " 'cancelled' THEN 'skipped' ELSE 'pending' END,"
+				     " attempts = attempts - 1, claimed_by = NULL, updated_at = $2"
+				     " WHERE id = $1 AND status = 'sending'",
+				     p, 2, NULL, NULL);
+		} else if (j->rc != GRAPH_OK) {
 			rc = record_failure(c, t->d, j, now);
-		(void)kick(t->d);
-	}
-	/* claimed but never started: give them back (cancelled -> skipped) */
-	for (struct job *j = t->released; j && rc == DB_OK; j = j->next) {
-		struct db_param p[] = { DBP_TEXT(j->rid), DBP_INT(now) };
-		rc = db_exec(c,
-			     "UPDATE campaign_recipients SET status = CASE WHEN (SELECT status FROM"
-			     " campaigns WHERE id = campaign_recipients.campaign_id) = 'cancelled'"
-			     " THEN 'skipped' ELSE 'pending' END, attempts = attempts - 1,"
-			     " claimed_by = NULL, updated_at = $2 WHERE id = $1 AND status = 'sending'",
-			     p, 2, NULL, NULL);
+		}
 	}
 	return rc;
 }
@@ -699,6 +1046,8 @@ static void count_outcomes(struct dispatcher *d, const struct job *list)
 {
 	int max = d->app->cfg->campaign_max_attempts;
 	for (const struct job *j = list; j; j = j->next) {
+		if (j->released)
+			continue;
 		const char *const lv[] = { j->number_id };
 		enum dispatch_outcome o = j->rc == GRAPH_ERR_INVALID
 						  ? DISPATCH_FAIL
@@ -710,40 +1059,92 @@ static void count_outcomes(struct dispatcher *d, const struct job *list)
 	}
 }
 
-#define FLUSH_CHUNK 64 /* outcomes per transaction (requests are started between rows) */
-
-/* Record the finished requests and give back the released claims, in
- * transactions of at most FLUSH_CHUNK outcomes with due requests started
- * between them (a long transaction would make slots late). Outcomes that
- * finish meanwhile wait for the next flush. */
-static void flush(struct dispatcher *d)
+static void sleep_us(int64_t us)
 {
-	struct job *released = d->released;
-	struct job *todo = d->done;
-	d->released = NULL;
-	d->done = NULL;
-	while (todo != NULL || released != NULL) {
+	struct timespec ts = { .tv_sec = us / 1000000, .tv_nsec = (long)(us % 1000000) * 1000 };
+	while (nanosleep(&ts, &ts) != 0)
+		;
+}
+
+/* Record a list in transactions of at most DISPATCH_RECORD_CHUNK jobs. A
+ * failed transaction is tried again a few times (an unrecorded accepted
+ * send stays 'sending' until reconciled: better written late than not).
+ * items: room for DISPATCH_RECORD_CHUNK (the calling recorder's own). */
+static void record_list(struct dispatcher *d, struct job *todo, struct sent_item *items)
+{
+	while (todo != NULL) {
 		struct job *batch = todo, **tail = &batch;
-		for (int i = 0; *tail != NULL && i < FLUSH_CHUNK; i++)
+		int n = 0;
+		for (; *tail != NULL && n < DISPATCH_RECORD_CHUNK; n++)
 			tail = &(*tail)->next;
 		todo = *tail;
 		*tail = NULL;
 		count_outcomes(d, batch);
-		struct record_tx t = { .d = d, .jobs = batch, .released = released };
+		struct record_tx t = { .d = d, .jobs = batch, .items = items };
 		int rc = db_tx(d->app->db, true, record_fn, &t);
+		for (int attempt = 1; rc != 0 && attempt < 4; attempt++) {
+			sleep_us(INT64_C(200000) * attempt);
+			rc = db_tx(d->app->db, true, record_fn, &t);
+		}
 		if (rc != 0)
 			log_event(LOG_ERROR,
 				  "dispatcher: outcomes not recorded (claims will be reconciled)",
 				  LF_I("db_rc", rc));
 		jobs_free_list(batch);
-		jobs_free_list(released);
-		released = NULL;
-		if (todo != NULL)
-			(void)kick(d);
+		atomic_fetch_sub(&d->load, n);
 	}
 }
 
-/* ---- housekeeping: schedule, completion, crash recovery ------------------------------- */
+/* A recorder: writes outcomes as they come, many per transaction (the
+ * batch grows with the rate: everything that finished while the last
+ * transaction ran). On PostgreSQL DISPATCH_RECORDERS_PG of them run on
+ * their own connections, each taking at most DISPATCH_RECORD_CHUNK at a
+ * time (their rows never overlap: a recipient has one outcome at a time,
+ * and the pair rule keeps two sends to one contact 6 s apart); SQLite has
+ * one writer anyway. Exits once the sender is done and all is written. */
+static void *recorder_main(void *arg)
+{
+	struct dispatcher *d = arg;
+	struct sent_item *items = calloc(DISPATCH_RECORD_CHUNK, sizeof *items);
+	for (;;) {
+		pthread_mutex_lock(&d->mu);
+		while (d->outcomes == NULL && !d->sender_done)
+			pthread_cond_wait(&d->cv, &d->mu);
+		/* take at most a chunk: another recorder may take the rest */
+		struct job *list = d->outcomes, **tail = &d->outcomes;
+		for (int i = 0; *tail != NULL && i < DISPATCH_RECORD_CHUNK; i++)
+			tail = &(*tail)->next;
+		d->outcomes = *tail;
+		*tail = NULL;
+		if (d->outcomes != NULL)
+			pthread_cond_signal(&d->cv);
+		bool last = d->sender_done;
+		pthread_mutex_unlock(&d->mu);
+		if (list == NULL && last)
+			break;
+		if (items == NULL) { /* out of memory: a stand-in until it frees up */
+			items = calloc(DISPATCH_RECORD_CHUNK, sizeof *items);
+			if (items == NULL) {
+				log_msg(LOG_ERROR, "dispatcher: no memory to record outcomes");
+				to_recorder(d, list);
+				sleep_us(100000);
+				continue;
+			}
+		}
+		int64_t t0 = time_now_us();
+		record_list(d, list, items);
+		/* gather: at most one transaction per DISPATCH_RECORD_EVERY_US
+		 * (fewer, larger commits); the back-pressure on claims (load)
+		 * bounds what waits */
+		int64_t rest = t0 + DISPATCH_RECORD_EVERY_US - time_now_us();
+		if (rest > 0 && !last)
+			sleep_us(rest);
+	}
+	free(items);
+	return NULL;
+}
+
+/* ---- housekeeping: schedule, completion, crash recovery (claimer) --------------------- */
 
 static int reconcile_one(struct db_conn *c, struct dispatcher *d, const struct db_res *r, int i,
 			 int64_t now)
@@ -760,9 +1161,13 @@ static int reconcile_one(struct db_conn *c, struct dispatcher *d, const struct d
 	if (db_rows(w) > 0) {
 		log_event(LOG_INFO, "dispatcher: claim reconciled from a status webhook",
 			  LF_S("recipient_id", rid));
-		rc = record_sent(c, db_get_text(r, i, 1), db_get_text(r, i, 2), rid,
-				 db_get_text(r, i, 3), db_get_text(r, i, 5), key,
-				 db_get_text(w, 0, 0), NULL, now);
+		struct sent_item it = { .rid = rid, .org = db_get_text(r, i, 1),
+					.campaign = db_get_text(r, i, 2),
+					.contact = db_get_text(r, i, 3),
+					.number = db_get_text(r, i, 5), .key = key,
+					.wamid = db_get_text(w, 0, 0), .object = NULL,
+					.started_at = now, .sent_at = now };
+		rc = record_sent_batch(c, &it, 1, now);
 		goto out;
 	}
 	bool exhausted = db_get_int(r, i, 6) >= d->app->cfg->campaign_max_attempts;
@@ -779,14 +1184,15 @@ out:
 	db_res_free(w);
 	return rc;
 }
-
 static int housekeeping_fn(struct db_conn *c, void *ctx)
 {
 	struct dispatcher *d = ctx;
 	int64_t now = time_now_us();
 	struct db_param p[] = { DBP_INT(now) };
 	struct db_res *r = NULL;
-	int rc = db_exec(c,
+	int rc = fresh_plans(c);
+	if (rc == DB_OK)
+		rc = db_exec(c,
 			 "UPDATE campaigns SET status = 'running', started_at = COALESCE(started_at, $1),"
 			 " updated_at = $1 WHERE status = 'scheduled' AND scheduled_at <= $1",
 			 p, 1, NULL, NULL);
@@ -810,86 +1216,35 @@ static int housekeeping_fn(struct db_conn *c, void *ctx)
 	return rc;
 }
 
-/* ---- the loop ------------------------------------------------------------------------- */
+/* ---- the claimer ------------------------------------------------------------------------ */
 
-/* Start what is due and push the transfers on; returns the earliest
- * future start (0: none). Called between the loop's database steps so a
- * slow transaction delays starts as little as possible. */
-static int64_t kick(struct dispatcher *d)
-{
-	int running = 0, started = 0;
-	int64_t earliest = start_due(d, time_now_us(), &started);
-	if (started > 0) {
-		/* sends the new requests; answers are read after the poll */
-		(void)curl_multi_perform(d->multi, &running);
-		collect_done(d);
-	}
-	metrics_set(d->m_inflight, d->ninflight);
-	return earliest;
-}
-
-/* Read what arrived (answers) and push every transfer on. */
-static void pump(struct dispatcher *d)
-{
-	int running = 0;
-	(void)curl_multi_perform(d->multi, &running);
-	collect_done(d);
-}
-
-static void loop_once(struct dispatcher *d)
-{
-	int64_t now = time_now_us();
-	if (now >= d->next_housekeeping) {
-		if (db_tx(d->app->db, true, housekeeping_fn, d) != 0)
-			log_msg(LOG_WARN, "dispatcher: housekeeping failed");
-		d->next_housekeeping = now + 250000;
-		(void)kick(d);
-	}
-	if (db_tx(d->app->db, false, running_fn, d) != 0)
-		log_msg(LOG_WARN, "dispatcher: cannot read running campaigns");
-	(void)kick(d);
-	if (!atomic_load(&d->stop))
-		for (int i = 0; i < d->nrun; i++) {
-			claim_for(d, &d->run[i]);
-			(void)kick(d);
-		}
-	flush(d);
-	int64_t earliest = kick(d);
-	int timeout_ms = d->nrun > 0 ? 20 : 100;
-	if (earliest > 0) {
-		int64_t wait = (earliest - time_now_us()) / 1000;
-		if (wait < timeout_ms)
-			timeout_ms = wait < 0 ? 0 : (int)wait;
-	}
-	if (d->ninflight > 0 || timeout_ms > 0)
-		(void)curl_multi_poll(d->multi, NULL, 0, timeout_ms, NULL);
-	(void)kick(d);
-	pump(d);
-	flush(d);
-}
-
-static void *dispatcher_main(void *arg)
+/* The claimer: housekeeping every 250 ms, the running set and the claims
+ * every DISPATCH_CLAIM_EVERY_US (slots are booked up to
+ * DISPATCH_LEAD_US + 2 x DISPATCH_HORIZON_US ahead, so a claim may be
+ * late by a horizon before the sender runs dry). */
+static void *claimer_main(void *arg)
 {
 	struct dispatcher *d = arg;
-	while (!atomic_load(&d->stop))
-		loop_once(d);
-	/* give back what never started; let in-flight requests finish */
-	while (d->queued) {
-		struct job *j = d->queued;
-		d->queued = j->next;
-		j->next = d->released;
-		d->released = j;
+	while (!atomic_load(&d->stop)) {
+		int64_t now = time_now_us();
+		if (now >= d->next_housekeeping) {
+			if (db_tx(d->app->db, true, housekeeping_fn, d) != 0)
+				log_msg(LOG_WARN, "dispatcher: housekeeping failed");
+			d->next_housekeeping = now + 250000;
+		}
+		if (db_tx(d->app->db, false, running_fn, d) != 0)
+			log_msg(LOG_WARN, "dispatcher: cannot read running campaigns");
+		else
+			publish_running(d);
+		for (int i = 0; i < d->nrun && !atomic_load(&d->stop); i++)
+			claim_for(d, &d->run[i]);
+		/* short naps so stop is seen quickly */
+		int64_t until = time_now_us() + (d->nrun > 0 ? DISPATCH_CLAIM_EVERY_US : 100000);
+		while (!atomic_load(&d->stop) && time_now_us() < until)
+			sleep_us(d->nrun > 0 ? DISPATCH_CLAIM_EVERY_US : 10000);
 	}
-	d->nqueued = 0;
-	flush(d);
-	int64_t deadline = time_now_us() + DISPATCH_REQUEST_TIMEOUT_MS * 1000 + 1000000;
-	while (d->ninflight > 0 && time_now_us() < deadline) {
-		int running = 0;
-		(void)curl_multi_poll(d->multi, NULL, 0, 50, NULL);
-		(void)curl_multi_perform(d->multi, &running);
-		collect_done(d);
-		flush(d);
-	}
+	atomic_store(&d->claimer_done, true);
+	(void)curl_multi_wakeup(d->multi);
 	return NULL;
 }
 
@@ -921,41 +1276,8 @@ static void metrics_register(struct dispatcher *d, struct metrics *m)
 	d->m_inflight = g ? metrics_series(g, NULL) : NULL;
 }
 
-int dispatcher_start(struct app *app, struct dispatcher **out)
+static void dispatcher_free(struct dispatcher *d)
 {
-	struct dispatcher *d = calloc(1, sizeof *d);
-	if (d == NULL)
-		return -1;
-	d->app = app;
-	metrics_register(d, app->metrics);
-	atomic_init(&d->stop, false);
-	char rnd[20];
-	if (crypto_token(rnd, sizeof rnd, 8) != 0)
-		snprintf(rnd, sizeof rnd, "%lld", (long long)time_mono_us());
-	snprintf(d->me, sizeof d->me, "%ld-%s", (long)getpid(), rnd);
-	d->multi = curl_multi_init();
-	if (d->multi == NULL || app->graph == NULL)
-		goto fail;
-	(void)curl_multi_setopt(d->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)DISPATCH_MAX_INFLIGHT);
-	if (pthread_create(&d->thread, NULL, dispatcher_main, d) != 0)
-		goto fail;
-	*out = d;
-	return 0;
-fail:
-	if (d->multi)
-		curl_multi_cleanup(d->multi);
-	free(d);
-	return -1;
-}
-
-void dispatcher_stop(struct dispatcher *d)
-{
-	if (d == NULL)
-		return;
-	atomic_store(&d->stop, true);
-	(void)curl_multi_wakeup(d->multi);
-	pthread_join(d->thread, NULL);
-	/* whatever is still in flight after the deadline: abandon (reconciled) */
 	while (d->inflight) {
 		struct job *j = d->inflight;
 		d->inflight = j->next;
@@ -963,9 +1285,90 @@ void dispatcher_stop(struct dispatcher *d)
 		job_free(j);
 	}
 	jobs_free_list(d->queued);
-	jobs_free_list(d->released);
-	jobs_free_list(d->done);
-	curl_multi_cleanup(d->multi);
+	jobs_free_list(d->incoming);
+	jobs_free_list(d->outcomes);
+	if (d->multi)
+		curl_multi_cleanup(d->multi);
+	pthread_mutex_destroy(&d->mu);
+	pthread_cond_destroy(&d->cv);
 	free(d->run);
+	free(d->pub_run);
+	free(d->srun);
 	free(d);
+}
+
+/* Stop and join whatever threads started (claimer, then sender, then
+ * recorder: each one's end lets the next finish). */
+static void dispatcher_join(struct dispatcher *d)
+{
+	atomic_store(&d->stop, true);
+	if (d->have_claimer)
+		pthread_join(d->claimer, NULL);
+	else
+		atomic_store(&d->claimer_done, true);
+	if (d->multi)
+		(void)curl_multi_wakeup(d->multi);
+	if (d->have_sender) {
+		pthread_join(d->sender, NULL);
+	} else {
+		pthread_mutex_lock(&d->mu);
+		d->sender_done = true;
+		pthread_cond_signal(&d->cv);
+		pthread_mutex_unlock(&d->mu);
+	}
+	for (int i = 0; i < d->nrecorders; i++) {
+		/* wake them all: each exits once nothing is left */
+		pthread_mutex_lock(&d->mu);
+		pthread_cond_broadcast(&d->cv);
+		pthread_mutex_unlock(&d->mu);
+		pthread_join(d->recorder[i], NULL);
+	}
+}
+
+int dispatcher_start(struct app *app, struct dispatcher **out)
+{
+	struct dispatcher *d = calloc(1, sizeof *d);
+	if (d == NULL)
+		return -1;
+	d->app = app;
+	pthread_mutex_init(&d->mu, NULL);
+	pthread_cond_init(&d->cv, NULL);
+	metrics_register(d, app->metrics);
+	atomic_init(&d->stop, false);
+	atomic_init(&d->claimer_done, false);
+	atomic_init(&d->load, 0);
+	char rnd[20];
+	if (crypto_token(rnd, sizeof rnd, 8) != 0)
+		snprintf(rnd, sizeof rnd, "%lld", (long long)time_mono_us());
+	snprintf(d->me, sizeof d->me, "%ld-%s", (long)getpid(), rnd);
+	d->multi = curl_multi_init();
+	if (d->multi == NULL || app->graph == NULL)
+		goto fail;
+	/* in flight: about mps x Meta's latency; the sender never exceeds
+	 * DISPATCH_MAX_INFLIGHT, and idle connections stay cached for reuse */
+	(void)curl_multi_setopt(d->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)DISPATCH_MAX_INFLIGHT);
+	(void)curl_multi_setopt(d->multi, CURLMOPT_MAXCONNECTS, (long)DISPATCH_MAX_INFLIGHT);
+	int want = db_engine(app->db) == DB_ENGINE_PG ? DISPATCH_RECORDERS_PG : 1;
+	while (d->nrecorders < want &&
+	       pthread_create(&d->recorder[d->nrecorders], NULL, recorder_main, d) == 0)
+		d->nrecorders++;
+	d->have_sender = d->nrecorders > 0 &&
+			 pthread_create(&d->sender, NULL, sender_main, d) == 0;
+	d->have_claimer = d->have_sender && pthread_create(&d->claimer, NULL, claimer_main, d) == 0;
+	if (!d->have_claimer)
+		goto fail;
+	*out = d;
+	return 0;
+fail:
+	dispatcher_join(d);
+	dispatcher_free(d);
+	return -1;
+}
+
+void dispatcher_stop(struct dispatcher *d)
+{
+	if (d == NULL)
+		return;
+	dispatcher_join(d);
+	dispatcher_free(d);
 }

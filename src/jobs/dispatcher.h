@@ -1,70 +1,103 @@
 /* dispatcher: the campaign sender (API.md "Sending rules (the dispatcher)").
  *
  * Design note
- * - One thread per `pytake serve` process, doing everything on one loop:
- *   claim due recipients, pace them, drive the Graph calls through ONE
- *   libcurl multi handle (so many requests are in flight at once: to reach
- *   throughput_mps when Meta answers in L seconds, about mps x L requests
- *   must be in flight; bounded by DISPATCH_MAX_INFLIGHT), and record the
- *   outcomes in batched transactions (group commit).
- * - Claim (one write transaction per running campaign and loop): lock the
- *   number's pacing row (PostgreSQL SELECT ... FOR UPDATE; SQLite: the
- *   transaction is BEGIN IMMEDIATE, one writer at a time), then
+ * - Three threads per `pytake serve` process, so that database work never
+ *   delays a send and sends never wait for database work:
+ *     claimer  - housekeeping, the running set, claims (its own pooled
+ *                connection); hands committed jobs to the sender;
+ *     sender   - no database at all: starts each request at its pacing
+ *                slot and drives every transfer through ONE libcurl multi
+ *                handle (about mps x Meta's latency requests in flight:
+ *                50 at 1000/s and 50 ms; at most DISPATCH_MAX_INFLIGHT,
+ *                idle connections kept for reuse), hands outcomes on;
+ *     recorder - writes outcomes, everything that finished since its last
+ *                transaction (at most one per DISPATCH_RECORD_EVERY_US, at
+ *                most DISPATCH_RECORD_CHUNK) in one transaction of a few
+ *                multi-row statements whatever the count (rows travel as
+ *                one JSON array parameter: jsonb_to_recordset /
+ *                json_each). PostgreSQL runs DISPATCH_RECORDERS_PG of them
+ *                on their own connections (disjoint rows); SQLite, whose
+ *                writers queue on one lock, one.
+ *   Hand-over lists are guarded by one mutex. Back-pressure: a process
+ *   holds at most DISPATCH_MAX_LOCAL claimed jobs not yet recorded
+ *   (queued, in flight or waiting for the recorder); claims wait below it.
+ * - Claim (one write transaction per running campaign and claimer loop):
+ *   lock the number's pacing row (PostgreSQL SELECT ... FOR UPDATE;
+ *   SQLite: the transaction is BEGIN IMMEDIATE, one writer at a time), then
  *     UPDATE campaign_recipients SET status 'sending', claimed_by = this
  *       process, claim_expires_at = now + DISPATCH_CLAIM_TTL_US,
  *       attempts + 1
  *     WHERE id IN (SELECT id ... status 'pending' AND next_attempt_at <= now
- *       AND no accepted send to that contact from that number in the last
- *       6 s ... LIMIT n [FOR UPDATE SKIP LOCKED on PostgreSQL])
+ *       AND the pair rule holds ... LIMIT n [FOR UPDATE SKIP LOCKED on
+ *       PostgreSQL, where the IN is "= ANY(ARRAY(...))" for a stable plan])
  *   and move the pacing row forward by the rows claimed. So every row is
  *   claimed by exactly one process, also with several processes on one
- *   PostgreSQL database.
+ *   PostgreSQL database. Jobs reach the sender only after COMMIT: a row is
+ *   durably 'sending' (with its idempotency key) before its request starts.
+ *   PostgreSQL transactions of the dispatcher plan afresh
+ *   (plan_cache_mode = force_custom_plan): generic plans cached while a
+ *   campaign's tables were small kept sequential scans as they grew.
  * - Pacing = GCRA (virtual scheduling) in integer microseconds, shared by
  *   every process through the row number_rate_state: next_slot_at is the
  *   earliest start of the next send of that number; taking k sends gives
  *   them the start times t0, t0 + I, ..., t0 + (k-1) I with t0 =
- *   max(now, next_slot_at), I = ceil(1 s / mps), and sets next_slot_at =
- *   t0 + k I. The process starts each request at its slot, so sends are
- *   spaced evenly across all processes. No claim is made while
- *   next_slot_at is more than DISPATCH_HORIZON_US ahead (nobody books far
- *   into the future).
- *   Lateness: a loop busy in the database starts a job after its slot;
- *   late jobs then bunch with on-time ones. So (a) a job not started
- *   within DISPATCH_LATE_US of its slot is not started at all: it goes
- *   back to 'pending' (attempt not counted) and gets a new slot; (b) I
- *   leaves room for that lateness: I = floor((1 s + LATE) / mps) + 1
+ *   max(now + DISPATCH_LEAD_US, next_slot_at), and sets next_slot_at =
+ *   t0 + k I. t0 is computed after the claim's UPDATE (the pacing row is
+ *   still locked), so a slow claim does not make its own slots late. The
+ *   sender starts each request at its slot, so sends are spaced evenly
+ *   across all processes. No claim is made while next_slot_at is more than
+ *   DISPATCH_LEAD_US + DISPATCH_HORIZON_US ahead, and a claim takes at most
+ *   a horizon's worth of slots (nobody books far into the future; about
+ *   0.35-0.6 s is booked ahead at 1000/s).
+ *   Lateness: a sender thread that the OS schedules late starts jobs after
+ *   their slots; late jobs would then bunch with on-time ones. So (a) a
+ *   job not started within DISPATCH_LATE_US of its slot is not started at
+ *   all: it goes back to 'pending' (attempt not counted; the
+ *   slots_missed metric counts them) and gets a new slot; (b) I leaves room
+ *   for that lateness: I = floor((1 s + LATE) / mps) + 1
  *   (dispatch_slot_interval_us), so a 1-second window, which holds the
  *   starts of slots in a (1 s + LATE) span, never holds more than mps
- *   starts (1000 mps -> 994/s sustained); (c) slots start DISPATCH_LEAD_US
- *   after the claim, so the claim's own transaction does not make them
- *   late; (d) the loop starts due requests between its database steps.
+ *   starts (1000 mps -> at most 994/s sustained); (c) the sender sleeps
+ *   until the next slot rounded up to the millisecond, never starting early.
  *   AIMD: a 130429 from Meta sets slow_until = now + DISPATCH_SLOW_US, and
  *   until then I doubles (the number's rate is halved); it recovers when
  *   the period ends.
- * - Pair rule: a contact that got an accepted send (messages.sent_at) from
- *   this number less than 6 s ago is not claimed; it stays pending. A
+ * - Pair rule (6 s per number and contact, across the org's campaigns): a
+ *   contact is not claimed while it got an accepted send from this number
+ *   less than 6 s ago (messages.sent_at, the time Meta's answer arrived)
+ *   or while a send to it from another campaign of the number is still in
+ *   flight (that campaign's row is 'sending': its acceptance is not
+ *   recorded yet). Both are checked under the number's pacing lock. A
  *   refused attempt records no accepted send, so its retry waits only for
  *   its backoff.
  * - Exactly once: the row is 'sending' with its idempotency key
  *   ("campaign_id:recipient_id", sent as biz_opaque_callback_data) BEFORE
- *   the call; after a 200 one transaction marks it 'sent' with the wamid,
- *   inserts the outbound message (campaign_id and the key set) and applies
- *   statuses that overtook the answer (webhook_apply_pending). Outcomes
- *   only change rows still 'sending'/'pending', so nothing is undone.
+ *   the call; after a 200 the recorder's transaction marks it 'sent' with
+ *   the wamid, inserts the outbound message (campaign_id and the key set;
+ *   created_at = when the request started, sent_at = when the answer came),
+ *   opens the conversation when none is open and applies statuses that
+ *   overtook the answer (webhook_apply_pending). Outcomes only change rows
+ *   still 'sending'/'pending', so nothing is undone. A failed recording
+ *   transaction is retried a few times; then the rows are left to crash
+ *   recovery (below) like a dead process's.
  * - Errors: graph_error_is_transient (130429, 131056, 80007, 131057,
  *   131000, 131016, 5xx, timeouts) -> back to 'pending' with
  *   next_attempt_at = now + full-jitter exponential backoff
  *   (dispatch_backoff_us), until CAMPAIGN_MAX_ATTEMPTS, then 'failed';
  *   any other Meta error -> 'failed' with its code at once.
- * - Pause / cancel: the running set is re-read every loop (< 100 ms);
- *   claimed rows of a campaign that is no longer running and whose
- *   request has not started go back to 'pending' (cancel turns them into
- *   'skipped'); requests in flight finish and are recorded.
- * - Crash recovery (every second): a row still 'sending' after its claim
+ * - Pause / cancel: the claimer re-reads the running set every
+ *   DISPATCH_CLAIM_EVERY_US and publishes it; the sender then gives back
+ *   the claimed jobs of campaigns no longer running whose request has not
+ *   started (back to 'pending'; cancel turns them into 'skipped');
+ *   requests in flight finish and are recorded.
+ * - Crash recovery (every 250 ms): a row still 'sending' after its claim
  *   expired belongs to a dead (or hopelessly stuck) process. If a status
  *   webhook carried its key (pending_statuses.payload
  *   ->> 'biz_opaque_callback_data'), Meta accepted it: it is marked 'sent'
  *   with that wamid. Otherwise it goes back to 'pending' and is sent again.
+ *   A live process's claims never outlive the TTL: a job waits at most
+ *   the booking (< 1 s), its request timeout and the recorder's lag
+ *   (bounded by DISPATCH_MAX_LOCAL).
  *   THE AT-MOST-ONCE BOUNDARY: Meta may have accepted a send whose answer
  *   was lost with the process; biz_opaque_callback_data closes that gap
  *   only when Meta's status webhook arrives before the claim expires
@@ -85,7 +118,13 @@ struct app;
 struct dispatcher;
 
 #define DISPATCH_MAX_INFLIGHT 512            /* requests in flight per process */
+#define DISPATCH_MAX_LOCAL 1024              /* claimed, unfinished jobs per process */
 #define DISPATCH_HORIZON_US INT64_C(250000)  /* how far ahead slots are booked */
+#define DISPATCH_CLAIM_EVERY_US INT64_C(20000) /* the claimer's loop while campaigns run */
+#define DISPATCH_RECORD_CHUNK 256            /* outcomes per recorder transaction */
+#define DISPATCH_RECORD_EVERY_US INT64_C(25000) /* a recorder's pace (gathers outcomes) */
+#define DISPATCH_RECORDERS_PG 2              /* recorder threads on PostgreSQL (SQLite: 1) */
+#define DISPATCH_RECORDERS_MAX 2
 #define DISPATCH_CLAIM_TTL_US INT64_C(15000000) /* > the request timeout */
 #define DISPATCH_REQUEST_TIMEOUT_MS 8000L
 #define DISPATCH_PAIR_US INT64_C(6000000)    /* the 6-second pair rule */
@@ -93,7 +132,7 @@ struct dispatcher;
 #define DISPATCH_BACKOFF_BASE_US INT64_C(500000)
 #define DISPATCH_BACKOFF_MAX_US INT64_C(30000000)
 #define DISPATCH_LATE_US INT64_C(5000)       /* a slot missed by more is given back */
-#define DISPATCH_LEAD_US INT64_C(3000)       /* first slot of a claim: now + lead */
+#define DISPATCH_LEAD_US INT64_C(100000)     /* first slot of a claim: now + lead */
 
 /* Start the dispatcher thread over app (its db, cfg and graph must
  * outlive it). 0, or -1 when the thread or memory could not be made. */
