@@ -7,12 +7,15 @@
  * unknown email spends the same time on password_dummy_verify); (3) one
  * write transaction records the failure, or clears the failures, stamps
  * last_login_at, issues the token pair and writes the audit row. Unknown
- * email, wrong password and deactivated user get the same 401. */
+ * email, wrong password and deactivated user get the same 401. All three
+ * steps run on the password worker pool with the answer deferred
+ * (api/offload.h), never on an HTTP thread; a full pool queue is 503. */
 #include "api/api.h"
 
 #include <string.h>
 
 #include "api/answer.h"
+#include "api/offload.h"
 #include "app/app.h"
 #include "auth/authn.h"
 #include "auth/password.h"
@@ -140,7 +143,7 @@ static bool login_verify(struct login *l, const char *password, bool *busy, bool
 	       l->user.role != ROLE_NONE;
 }
 
-void api_auth_login(struct http_request *req, struct http_response *res)
+static void login_run(struct http_request *req, struct http_response *res)
 {
 	json_t *body = NULL;
 	const char *email = NULL, *password = NULL;
@@ -183,6 +186,13 @@ out:
 	crypto_wipe(&l.user, sizeof l.user);
 	token_pair_release(&l.pair);
 	json_decref(body);
+}
+
+/* argon2 verify: off the HTTP threads (api/offload.h); the answer is
+ * deferred and completed by the worker. */
+void api_auth_login(struct http_request *req, struct http_response *res)
+{
+	api_offload(req, res, login_run);
 }
 
 /* ---- refresh ----------------------------------------------------------- */

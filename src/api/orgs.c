@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "api/answer.h"
+#include "api/offload.h"
 #include "api/list.h"
 #include "app/app.h"
 #include "auth/password.h"
@@ -278,7 +279,7 @@ static bool parse_create(struct http_response *res, const json_t *body,
 	return api_check_passed(res, &chk);
 }
 
-void api_orgs_create(struct http_request *req, struct http_response *res)
+static void orgs_create_run(struct http_request *req, struct http_response *res)
 {
 	struct create_tx t = { .req = req };
 	const char *password = NULL;
@@ -307,4 +308,10 @@ void api_orgs_create(struct http_request *req, struct http_response *res)
 out:
 	explicit_bzero(t.hash, sizeof t.hash);
 	json_decref(body);
+}
+
+/* Hashes the first admin's password: off the HTTP threads (api/offload.h). */
+void api_orgs_create(struct http_request *req, struct http_response *res)
+{
+	api_offload(req, res, orgs_create_run);
 }

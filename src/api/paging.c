@@ -1,6 +1,7 @@
 /* paging: limit and cursor of GET collections. The cursor is base64url of
  * "<created_at µs>:<uuid>"; anything that does not decode to exactly that
- * shape is a 422 on the field "cursor". */
+ * shape is a 422 on the field "cursor". page_cursor_decode is fuzzed
+ * (fuzz/fuzz_paging.c). */
 #include "api/paging.h"
 
 #include <string.h>
@@ -13,7 +14,7 @@
 #define CURSOR_RAW_MAX 64
 #define CURSOR_TEXT_MAX CRYPTO_B64URL_LEN(CURSOR_RAW_MAX)
 
-static bool decode_cursor(const char *text, struct page *p)
+bool page_cursor_decode(const char *text, struct page *p)
 {
 	size_t len = strlen(text);
 	uint8_t raw[CURSOR_RAW_MAX + 1];
@@ -59,7 +60,7 @@ bool page_from_request(struct http_request *req, struct http_response *res,
 	struct page p;
 	page_first(&p, limit);
 	const char *cursor = http_query(req, "cursor");
-	if (cursor && !decode_cursor(cursor, &p)) {
+	if (cursor && !page_cursor_decode(cursor, &p)) {
 		http_error(res, 422, "validation_error", "invalid query parameter",
 			   json_pack("[{s:s, s:s}]", "field", "cursor", "message",
 				     "is not a cursor this server issued"));

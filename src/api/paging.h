@@ -29,6 +29,10 @@ void page_first(struct page *p, int limit);
  * returns false. */
 bool page_from_request(struct http_request *req, struct http_response *res,
 		       struct page *out);
+/* Decode cursor text (untrusted: the `cursor` query parameter) into p's
+ * after_at / after_id (id lower-cased) and set has_cursor; false, p
+ * untouched, unless it is base64url of "<int64 >= 0>:<uuid>". */
+bool page_cursor_decode(const char *text, struct page *p);
 /* Cursor text for a row (arena memory; NULL when out of memory). */
 const char *page_cursor(struct arena *a, int64_t at, const char *id);
 /* Wrap items (taken over) as {"items": [...], "next_cursor": ...}: when

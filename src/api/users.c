@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "api/answer.h"
+#include "api/offload.h"
 #include "api/list.h"
 #include "app/app.h"
 #include "auth/password.h"
@@ -203,7 +204,7 @@ static bool parse_create(struct http_response *res, const json_t *body,
 	return api_check_passed(res, &chk);
 }
 
-void api_users_create(struct http_request *req, struct http_response *res)
+static void users_create_run(struct http_request *req, struct http_response *res)
 {
 	struct create_tx t = { .req = req };
 	const char *password = NULL;
@@ -224,6 +225,12 @@ void api_users_create(struct http_request *req, struct http_response *res)
 out:
 	explicit_bzero(t.hash, sizeof t.hash);
 	json_decref(body);
+}
+
+/* argon2 hashing: off the HTTP threads (api/offload.h). */
+void api_users_create(struct http_request *req, struct http_response *res)
+{
+	api_offload(req, res, users_create_run);
 }
 
 /* ---- GET /api/v1/users/{id} -------------------------------------------- */
@@ -324,7 +331,7 @@ static bool parse_patch(struct http_response *res, const json_t *body,
 	return api_check_passed(res, &chk);
 }
 
-void api_users_patch(struct http_request *req, struct http_response *res)
+static void users_patch_run(struct http_request *req, struct http_response *res)
 {
 	struct update_tx t = { .req = req, .action = "update" };
 	char hash[PASSWORD_HASH_LEN] = "";
@@ -351,6 +358,12 @@ void api_users_patch(struct http_request *req, struct http_response *res)
 out:
 	explicit_bzero(hash, sizeof hash);
 	json_decref(body);
+}
+
+/* May hash a new password: off the HTTP threads (api/offload.h). */
+void api_users_patch(struct http_request *req, struct http_response *res)
+{
+	api_offload(req, res, users_patch_run);
 }
 
 void api_users_delete(struct http_request *req, struct http_response *res)

@@ -16,6 +16,7 @@ struct ratelimit;
 struct metrics;
 struct graph_client;
 struct webhooks;
+struct workpool;
 
 struct app {
 	const struct config *cfg;
@@ -39,6 +40,10 @@ struct app {
 	 * per-number secrets cache), set by serve; NULL: /webhooks/meta
 	 * answers 503. */
 	struct webhooks *webhooks;
+	/* Worker pool for slow CPU work off the HTTP threads (argon2 in login,
+	 * user create/patch and organization create; api/offload.h), set by
+	 * serve; NULL: that work runs on the calling thread. */
+	struct workpool *slow_pool;
 };
 
 /* Open the database pool for cfg (which must outlive app). 0 or -1 with a

@@ -9,8 +9,9 @@
  * which the API answers with 503 + Retry-After.
  *
  * password_dummy_verify() costs the same as a real verify (it verifies
- * against a fixed hash computed once), so a login for an unknown email takes
- * as long as one with a wrong password.
+ * against a fixed hash with the same parameters, shipped in the source so
+ * start-up computes none), so a login for an unknown email takes as long as
+ * one with a wrong password.
  *
  * Thread-safe. sodium_init() runs once, on first use. Nothing here logs. */
 #ifndef PYTAKE_PASSWORD_H
@@ -42,6 +43,10 @@ enum password_rc {
  * libsodium cannot be initialised. */
 int password_setup(unsigned max_concurrent, unsigned wait_ms)
 	__attribute__((warn_unused_result));
+
+/* The current bound on hashes running at once (what password_setup set,
+ * or the default before it ran). */
+unsigned password_max_concurrent(void);
 
 /* Hash plain (NUL-terminated, at most PASSWORD_MAX_LEN bytes) with
  * argon2id, OPSLIMIT_INTERACTIVE / MEMLIMIT_INTERACTIVE and a random salt,

@@ -7,11 +7,13 @@
 #include <signal.h>
 
 #include "api/api.h"
+#include "api/offload.h"
 #include "api/ratelimit_hook.h"
 #include "auth/ratelimit.h"
 #include "auth/authn.h"
 #include "auth/password.h"
 #include "core/metrics.h"
+#include "core/workpool.h"
 #include "db/migrate.h"
 #include "domain/costs.h"
 #include "http/http.h"
@@ -108,6 +110,15 @@ int cmd_serve(int argc, char **argv)
 		cli_fail("cannot initialise libsodium for password hashing");
 		goto out;
 	}
+	/* argon2 work runs here, off the HTTP threads (api/offload.h): one
+	 * worker per password slot, at a lower CPU priority than the HTTP
+	 * threads so quick requests stay quick during a login flood. */
+	app.slow_pool = workpool_new(password_max_concurrent(), API_OFFLOAD_QUEUE,
+				     API_OFFLOAD_NICE);
+	if (app.slow_pool == NULL) {
+		cli_fail("cannot start the password worker threads");
+		goto out;
+	}
 	char aerr[256];
 	if (authn_new(&cfg, &app.authn, aerr, sizeof aerr) != 0) {
 		cli_fail("%s", aerr);
@@ -157,6 +168,9 @@ int cmd_serve(int argc, char **argv)
 	app.server = NULL;
 	rc = 0;
 out:
+	/* after the server stopped (it waited for deferred logins) */
+	workpool_free(app.slow_pool);
+	app.slow_pool = NULL;
 	/* after the server stopped: writes what is queued, joins the writer */
 	api_webhooks_free(app.webhooks);
 	app.webhooks = NULL;

@@ -73,6 +73,10 @@ struct http_response {
 	int nheaders;
 	const char *header_names[HTTP_MAX_RESPONSE_HEADERS];
 	const char *header_values[HTTP_MAX_RESPONSE_HEADERS];
+	/* streamed body (http_stream); owned by the response until sent */
+	long (*stream_next)(void *ctx, char *buf, size_t cap);
+	void (*stream_free)(void *ctx);
+	void *stream_ctx;
 };
 
 /* Set a JSON answer (takes ownership of body). */
@@ -84,6 +88,19 @@ void http_error(struct http_response *res, int status, const char *code,
 /* Raw body; the bytes must outlive the response (arena or static). */
 void http_body(struct http_response *res, int status, const char *content_type,
 	       const char *body, size_t len);
+/* Streamed body, sent with chunked transfer encoding as it is produced,
+ * so a large export never sits in memory whole. The server calls
+ * next(ctx, buf, cap) on its connection thread whenever the socket can
+ * take more: it fills buf with 1..cap bytes and returns the count, 0 at
+ * the end, < 0 on an error (the connection is then closed: the client
+ * sees a truncated chunked body, never a complete-looking one). next must
+ * not touch the request (its arena may be gone): ctx carries copies.
+ * free_ctx(ctx) is called exactly once: after the last call, or when the
+ * answer is replaced or never sent. No Content-Length; the status is
+ * final once the first byte is out. */
+void http_stream(struct http_response *res, int status, const char *content_type,
+		 long (*next)(void *ctx, char *buf, size_t cap), void (*free_ctx)(void *ctx),
+		 void *ctx);
 /* Add a response header; name and value must outlive the response (arena
  * or static). Ignored past HTTP_MAX_RESPONSE_HEADERS. */
 void http_add_header(struct http_response *res, const char *name, const char *value);

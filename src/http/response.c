@@ -40,6 +40,11 @@ enum role role_parse(const char *s)
  * set a success and then an error). */
 static void response_clear_body(struct http_response *res)
 {
+	if (res->stream_free != NULL && res->stream_ctx != NULL)
+		res->stream_free(res->stream_ctx);
+	res->stream_next = NULL;
+	res->stream_free = NULL;
+	res->stream_ctx = NULL;
 	json_decref(res->json);
 	res->json = NULL;
 	res->body = NULL;
@@ -105,6 +110,18 @@ void http_body(struct http_response *res, int status, const char *content_type,
 	res->body = body != NULL ? body : "";
 	res->body_len = body != NULL ? len : 0;
 	res->content_type = content_type;
+}
+
+void http_stream(struct http_response *res, int status, const char *content_type,
+		 long (*next)(void *ctx, char *buf, size_t cap), void (*free_ctx)(void *ctx),
+		 void *ctx)
+{
+	response_clear_body(res);
+	res->status = status;
+	res->content_type = content_type;
+	res->stream_next = next;
+	res->stream_free = free_ctx;
+	res->stream_ctx = ctx;
 }
 
 void http_add_header(struct http_response *res, const char *name, const char *value)

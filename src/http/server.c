@@ -29,7 +29,8 @@
  * 404 (the router never matches it). The MHD unescape callback is used for
  * query arguments only (MHD applies it to both; we do not read its url):
  * valid %XX escapes are decoded, anything else (bad escapes, %00) is left
- * as it was, so a query value never contains a NUL.
+ * as it was, so a query value never contains a NUL. (Both decoders live in
+ * path.c, which fuzz/fuzz_http_path.c drives.)
  *
  * Oversized request headers: the connection memory limit is sized from
  * max_header_bytes; MHD itself answers a request line or header block that
@@ -56,9 +57,9 @@
 #include "core/log.h"
 #include "core/timeutil.h"
 #include "core/uuid.h"
+#include "http/path.h"
 #include "http/reaper.h"
 
-#define HTTP_MAX_PATH_BYTES 2048
 #define REQUEST_ID_MAX 64
 #define BODY_INITIAL_CAP 4096
 #define DEFER_STOP_GRACE_US (30 * 1000000LL)
@@ -121,147 +122,12 @@ static struct reaper_conn *conn_watch(struct MHD_Connection *conn)
 	return ci != NULL ? ci->socket_context : NULL;
 }
 
-static bool is_hex(char c)
-{
-	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
-
-static int hex_val(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return c - 'A' + 10;
-}
-
-/* Length of the valid UTF-8 sequence at s (n bytes left), 0 if invalid
- * (overlong forms, surrogates and code points past U+10FFFF are invalid). */
-static size_t utf8_seq_len(const unsigned char *s, size_t n)
-{
-	size_t len;
-	uint32_t cp;
-
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xc2 && s[0] <= 0xdf)
-		len = 2, cp = s[0] & 0x1f;
-	else if (s[0] >= 0xe0 && s[0] <= 0xef)
-		len = 3, cp = s[0] & 0x0f;
-	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-		len = 4, cp = s[0] & 0x07;
-	else
-		return 0;
-	if (n < len)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3f);
-	}
-	if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-	    (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return len;
-}
-
-static bool utf8_valid_no_ctl(const char *s, size_t n)
-{
-	const unsigned char *p = (const unsigned char *)s;
-
-	for (size_t i = 0; i < n;) {
-		size_t l = utf8_seq_len(p + i, n - i);
-
-		if (l == 0 || (l == 1 && (p[i] < 0x20 || p[i] == 0x7f)))
-			return false;
-		i += l;
-	}
-	return true;
-}
-
-enum path_check { PATH_OK, PATH_INVALID, PATH_TOO_LONG };
-
-/* Decode the raw path raw[0..len) strictly into an arena string. On
- * PATH_INVALID *why says what is wrong (static text). */
-static enum path_check path_decode(struct arena *a, const char *raw, size_t len,
-				   char **out, const char **why)
-{
-	char *dst;
-	size_t n = 0;
-
-	*out = NULL;
-	if (len > HTTP_MAX_PATH_BYTES)
-		return PATH_TOO_LONG;
-	if (len == 0 || raw[0] != '/') {
-		*why = "the path must start with '/'";
-		return PATH_INVALID;
-	}
-	dst = arena_alloc(a, len + 1);
-	if (dst == NULL) {
-		*why = "out of memory";
-		return PATH_INVALID;
-	}
-	for (size_t i = 0; i < len; i++) {
-		char c = raw[i];
-
-		if (c == '%') {
-			if (i + 2 >= len || !is_hex(raw[i + 1]) || !is_hex(raw[i + 2])) {
-				*why = "the path has an invalid %-escape";
-				return PATH_INVALID;
-			}
-			c = (char)(hex_val(raw[i + 1]) * 16 + hex_val(raw[i + 2]));
-			i += 2;
-			if (c == '\0') {
-				*why = "the path contains a NUL byte";
-				return PATH_INVALID;
-			}
-		}
-		dst[n++] = c;
-	}
-	dst[n] = '\0';
-	if (!utf8_valid_no_ctl(dst, n)) {
-		*why = "the path has control characters or is not UTF-8";
-		return PATH_INVALID;
-	}
-	for (size_t i = 0; i < n; i++) {
-		size_t seg_len;
-
-		if (dst[i] != '/')
-			continue;
-		seg_len = strcspn(dst + i + 1, "/");
-		if (seg_len == 0 && dst[i + 1] == '/') {
-			*why = "the path has an empty segment";
-			return PATH_INVALID;
-		}
-		if ((seg_len == 1 && dst[i + 1] == '.') ||
-		    (seg_len == 2 && dst[i + 1] == '.' && dst[i + 2] == '.')) {
-			*why = "the path has a '.' or '..' segment";
-			return PATH_INVALID;
-		}
-	}
-	*out = dst;
-	return PATH_OK;
-}
-
-/* MHD unescape callback (query keys and values): decode valid %XX escapes
- * in place, leave invalid ones and %00 untouched. */
+/* MHD unescape callback (query keys and values): http_query_unescape. */
 static size_t unescape_query(void *cls, struct MHD_Connection *c, char *s)
 {
-	char *r = s, *w = s;
-
 	(void)cls;
 	(void)c;
-	while (*r != '\0') {
-		if (r[0] == '%' && is_hex(r[1]) && is_hex(r[2]) &&
-		    !(r[1] == '0' && r[2] == '0')) {
-			*w++ = (char)(hex_val(r[1]) * 16 + hex_val(r[2]));
-			r += 3;
-		} else {
-			*w++ = *r++;
-		}
-	}
-	*w = '\0';
-	return (size_t)(w - s);
+	return http_query_unescape(s);
 }
 
 static bool request_id_acceptable(const char *s)
@@ -373,12 +239,57 @@ static bool add_header_checked(struct MHD_Response *mr, const char *name, const 
 static const char oom_body[] =
 	"{\"error\":{\"code\":\"internal_error\",\"message\":\"out of memory\"}}";
 
-/* Build the MHD response for rc->res: JSON rendering or raw bytes. */
+/* A streamed body (http_stream) as MHD's content reader. */
+struct stream_src {
+	long (*next)(void *ctx, char *buf, size_t cap);
+	void (*free_ctx)(void *ctx);
+	void *ctx;
+};
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct stream_src *s = cls;
+	(void)pos;
+	long n = s->next(s->ctx, buf, max);
+	if (n == 0)
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	if (n < 0 || (size_t)n > max)
+		return MHD_CONTENT_READER_END_WITH_ERROR;
+	return (ssize_t)n;
+}
+
+static void stream_done(void *cls)
+{
+	struct stream_src *s = cls;
+	if (s->free_ctx != NULL)
+		s->free_ctx(s->ctx);
+	free(s);
+}
+
+/* Build the MHD response for rc->res: JSON rendering, raw bytes or a
+ * stream (whose context then belongs to MHD). */
 static struct MHD_Response *response_build(struct req_ctx *rc, size_t *len_out)
 {
 	struct http_response *res = &rc->res;
 	struct MHD_Response *mr;
 
+	if (res->stream_next != NULL) {
+		struct stream_src *s = malloc(sizeof *s);
+		mr = s != NULL ? MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 32 * 1024,
+								    stream_read, s, stream_done)
+			       : NULL;
+		if (mr != NULL) {
+			*s = (struct stream_src){ res->stream_next, res->stream_free,
+						  res->stream_ctx };
+			res->stream_next = NULL;
+			res->stream_free = NULL;
+			res->stream_ctx = NULL;
+			*len_out = 0; /* unknown: the access log says 0 */
+			return mr;
+		}
+		free(s);
+		http_error(res, 500, "internal_error", "out of memory", NULL);
+	}
 	if (res->body == NULL && res->json != NULL) {
 		size_t len = 0;
 		char *dump = json_dump_compact(res->json, &len);
@@ -484,8 +395,8 @@ static enum MHD_Result query_arg_valid(void *cls, enum MHD_ValueKind kind, const
 	bool *ok = cls;
 
 	(void)kind;
-	if (!utf8_valid_no_ctl(key, strlen(key)) ||
-	    (value != NULL && !utf8_valid_no_ctl(value, strlen(value)))) {
+	if (!http_utf8_valid_no_ctl(key, strlen(key)) ||
+	    (value != NULL && !http_utf8_valid_no_ctl(value, strlen(value)))) {
 		*ok = false;
 		return MHD_NO;
 	}
@@ -515,16 +426,16 @@ static enum MHD_Result request_begin(struct req_ctx *rc, struct MHD_Connection *
 		rc->too_large = true;
 		return response_queue(rc, conn);
 	}
-	switch (path_decode(&rc->arena, raw, strlen(raw), &path, &why)) {
-	case PATH_OK:
+	switch (http_path_decode(&rc->arena, raw, strlen(raw), &path, &why)) {
+	case HTTP_PATH_OK:
 		req->path = path;
 		break;
-	case PATH_TOO_LONG:
+	case HTTP_PATH_TOO_LONG:
 		http_error(&rc->res, 414, "uri_too_long",
 			   "the path is longer than 2048 bytes", NULL);
 		rc->early = true;
 		break;
-	case PATH_INVALID:
+	case HTTP_PATH_INVALID:
 		http_error(&rc->res, 400, "invalid_path", why, NULL);
 		rc->early = true;
 		break;
@@ -820,6 +731,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 				     rc->req.method != NULL ? rc->req.method : "-", rc->status,
 				     time_mono_us() - rc->start_us);
 	json_decref(rc->res.json);
+	if (rc->res.stream_free != NULL && rc->res.stream_ctx != NULL)
+		rc->res.stream_free(rc->res.stream_ctx); /* a stream never handed to MHD */
 	free(rc->body);
 	arena_release(&rc->arena);
 	pthread_mutex_destroy(&rc->defer.mu);

@@ -26,6 +26,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import unittest
 import urllib.parse
 import weakref
 
@@ -81,6 +82,13 @@ def valgrind_command(tmpdir):
             "--errors-for-leak-kinds=definite", "--show-leak-kinds=definite",
             "--num-callers=30", "--track-fds=no",
             "--log-file=" + os.path.join(tmpdir, "valgrind.%p.log")]
+
+
+def skip_under_valgrind(reason):
+    """Decorator for a test (or class) that measures time or throughput:
+    skipped with `reason` when the server runs under valgrind (make
+    valgrind, PYTAKE_VALGRIND=1), where everything is 20-50x slower."""
+    return unittest.skipIf(valgrind_enabled(), "timing test, skipped under valgrind: " + reason)
 
 
 # "ERROR SUMMARY: N errors" with N > 0, or definite leaks, in a memcheck log.

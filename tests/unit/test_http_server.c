@@ -13,6 +13,10 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -72,6 +76,58 @@ static void h_raw(struct http_request *req, struct http_response *res)
 
 	http_add_header(res, "X-Body-Len", s);
 	http_body(res, 200, "text/plain", "raw", 3);
+}
+
+/* A streamed body: "line 0\n" .. "line 499\n", handed out at most 7 bytes
+ * per call (so the server calls next many times); stream_frees counts
+ * the free callbacks (exactly one per stream). */
+#define STREAM_LINES 500
+static atomic_int stream_frees;
+struct stream_st {
+	int line;
+	char cur[16];
+	size_t len, pos;
+};
+
+static long stream_next(void *ctx, char *buf, size_t cap)
+{
+	struct stream_st *st = ctx;
+	if (st->pos == st->len) {
+		if (st->line == STREAM_LINES)
+			return 0;
+		st->len = (size_t)snprintf(st->cur, sizeof st->cur, "line %d\n", st->line++);
+		st->pos = 0;
+	}
+	size_t n = st->len - st->pos;
+	if (n > 7)
+		n = 7;
+	if (n > cap)
+		n = cap;
+	memcpy(buf, st->cur + st->pos, n);
+	st->pos += n;
+	return (long)n;
+}
+
+static void stream_free(void *ctx)
+{
+	free(ctx);
+	atomic_fetch_add(&stream_frees, 1);
+}
+
+static void h_stream(struct http_request *req, struct http_response *res)
+{
+	(void)req;
+	http_stream(res, 200, "text/plain", stream_next, stream_free,
+		    calloc(1, sizeof(struct stream_st)));
+}
+
+/* A stream replaced by an error before the answer: freed, never sent. */
+static void h_stream_replaced(struct http_request *req, struct http_response *res)
+{
+	(void)req;
+	http_stream(res, 200, "text/plain", stream_next, stream_free,
+		    calloc(1, sizeof(struct stream_st)));
+	http_error(res, 409, "conflict", "changed my mind", NULL);
 }
 
 static void h_private(struct http_request *req, struct http_response *res)
@@ -156,6 +212,8 @@ static const struct route routes[] = {
 	{ "GET", "/nostatus", h_nostatus, ROLE_NONE, 0 },
 	{ "POST", "/raw", h_raw, ROLE_NONE, ROUTE_RAW_BODY },
 	{ "GET", "/api/v1/private", h_private, ROLE_VIEWER, 0 },
+	{ "GET", "/stream", h_stream, ROLE_NONE, 0 },
+	{ "GET", "/stream-replaced", h_stream_replaced, ROLE_NONE, 0 },
 	{ "POST", "/defer", h_defer, ROLE_NONE, ROUTE_RAW_BODY },
 };
 
@@ -545,6 +603,35 @@ static void test_raw_body_and_keepalive(void **state)
 	curl_easy_cleanup(c);
 }
 
+static void wait_frees(int want)
+{
+	for (int i = 0; i < 200 && atomic_load(&stream_frees) < want; i++)
+		usleep(5000);
+	assert_int_equal(atomic_load(&stream_frees), want);
+}
+
+static void test_streamed_body(void **state)
+{
+	char want[STREAM_LINES * 10], *w = want;
+	struct reply r;
+
+	(void)state;
+	atomic_store(&stream_frees, 0);
+	for (int i = 0; i < STREAM_LINES; i++)
+		w += snprintf(w, sizeof want - (size_t)(w - want), "line %d\n", i);
+	do_request("GET", "/stream", NULL, NULL, &r);
+	assert_int_equal(r.status, 200);
+	assert_string_equal(r.content_type, "text/plain");
+	assert_int_equal(r.len, strlen(want));
+	assert_string_equal(r.body, want);
+	wait_frees(1);
+	/* replaced before sending: the error goes out, the stream is freed */
+	do_request("GET", "/stream-replaced", NULL, NULL, &r);
+	assert_error(&r, 409, "conflict");
+	json_decref(r.json);
+	wait_frees(2);
+}
+
 static void test_body_too_large_declared(void **state)
 {
 	/* Declares 100 MB and sends none of it: the 413 must come anyway. */
@@ -858,6 +945,7 @@ int main(void)
 		cmocka_unit_test(test_handler_without_status),
 		cmocka_unit_test(test_hooks),
 		cmocka_unit_test(test_raw_body_and_keepalive),
+		cmocka_unit_test(test_streamed_body),
 		cmocka_unit_test(test_body_too_large_declared),
 		cmocka_unit_test(test_body_too_large_at_limit),
 		cmocka_unit_test(test_body_too_large_chunked),
