@@ -49,6 +49,13 @@ struct db_ops {
 };
 
 extern const struct db_ops db_ops_sqlite;
+
+/* SQLite checkpointer (db_sqlite.c header), process-wide: wake it past
+ * soft_frames WAL frames, RESTART under the write gate past hard_bytes
+ * (<= 0: the defaults, 1000 frames and 64 MiB); tests shrink them. Counts:
+ * passes run, and bounded (gated) checkpoints among them. */
+void db_sqlite_checkpoint_limits(long soft_frames, long long hard_bytes);
+void db_sqlite_checkpoint_counts(uint64_t *passive, uint64_t *bounded);
 extern const struct db_ops db_ops_pg;
 
 struct db_conn {

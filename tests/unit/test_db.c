@@ -9,7 +9,9 @@
 
 #include <cmocka.h>
 #include <pthread.h>
+#include <sqlite3.h>
 #include <stdatomic.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/timeutil.h"
@@ -800,6 +802,365 @@ static void test_sqlite_memory(void **state)
 	db_close(db);
 }
 
+/* ---- SQLite checkpoints off the commit path (db_sqlite.c header) ---- */
+
+/* "slowsync": the default VFS, but every xSync sleeps SLOW_SYNC_US and is
+ * counted, and a sync run by the thread marked as the committer counts
+ * apart. Opened through a URI (file:...?vfs=slowsync). */
+#define SLOW_SYNC_US 300000
+static sqlite3_vfs slow_vfs;
+static sqlite3_vfs *real_vfs;
+static atomic_int slow_syncs, committer_syncs;
+static pthread_t committer;
+static atomic_bool committer_set;
+
+struct slow_file {
+	sqlite3_file base;
+	sqlite3_file *real; /* follows this struct in the same block */
+};
+
+#define REAL(f) (((struct slow_file *)(f))->real)
+static int sf_close(sqlite3_file *f)
+{
+	int rc = REAL(f)->pMethods != NULL ? REAL(f)->pMethods->xClose(REAL(f)) : SQLITE_OK;
+	return rc;
+}
+static int sf_read(sqlite3_file *f, void *b, int n, sqlite3_int64 o)
+{
+	return REAL(f)->pMethods->xRead(REAL(f), b, n, o);
+}
+static int sf_write(sqlite3_file *f, const void *b, int n, sqlite3_int64 o)
+{
+	return REAL(f)->pMethods->xWrite(REAL(f), b, n, o);
+}
+static int sf_truncate(sqlite3_file *f, sqlite3_int64 n)
+{
+	return REAL(f)->pMethods->xTruncate(REAL(f), n);
+}
+static int sf_sync(sqlite3_file *f, int flags)
+{
+	atomic_fetch_add(&slow_syncs, 1);
+	if (atomic_load(&committer_set) && pthread_equal(pthread_self(), committer))
+		atomic_fetch_add(&committer_syncs, 1);
+	usleep(SLOW_SYNC_US);
+	return REAL(f)->pMethods->xSync(REAL(f), flags);
+}
+static int sf_size(sqlite3_file *f, sqlite3_int64 *n)
+{
+	return REAL(f)->pMethods->xFileSize(REAL(f), n);
+}
+static int sf_lock(sqlite3_file *f, int l)
+{
+	return REAL(f)->pMethods->xLock(REAL(f), l);
+}
+static int sf_unlock(sqlite3_file *f, int l)
+{
+	return REAL(f)->pMethods->xUnlock(REAL(f), l);
+}
+static int sf_reserved(sqlite3_file *f, int *out)
+{
+	return REAL(f)->pMethods->xCheckReservedLock(REAL(f), out);
+}
+static int sf_fcntl(sqlite3_file *f, int op, void *arg)
+{
+	return REAL(f)->pMethods->xFileControl(REAL(f), op, arg);
+}
+static int sf_sector(sqlite3_file *f)
+{
+	return REAL(f)->pMethods->xSectorSize(REAL(f));
+}
+static int sf_devchar(sqlite3_file *f)
+{
+	return REAL(f)->pMethods->xDeviceCharacteristics(REAL(f));
+}
+static int sf_shm_map(sqlite3_file *f, int pg, int sz, int ext, void volatile **pp)
+{
+	return REAL(f)->pMethods->xShmMap(REAL(f), pg, sz, ext, pp);
+}
+static int sf_shm_lock(sqlite3_file *f, int off, int n, int flags)
+{
+	return REAL(f)->pMethods->xShmLock(REAL(f), off, n, flags);
+}
+static void sf_shm_barrier(sqlite3_file *f)
+{
+	REAL(f)->pMethods->xShmBarrier(REAL(f));
+}
+static int sf_shm_unmap(sqlite3_file *f, int del)
+{
+	return REAL(f)->pMethods->xShmUnmap(REAL(f), del);
+}
+static int sf_fetch(sqlite3_file *f, sqlite3_int64 o, int n, void **pp)
+{
+	return REAL(f)->pMethods->xFetch(REAL(f), o, n, pp);
+}
+static int sf_unfetch(sqlite3_file *f, sqlite3_int64 o, void *p)
+{
+	return REAL(f)->pMethods->xUnfetch(REAL(f), o, p);
+}
+
+static const sqlite3_io_methods slow_io = {
+	3, sf_close, sf_read, sf_write, sf_truncate, sf_sync, sf_size, sf_lock,
+	sf_unlock, sf_reserved, sf_fcntl, sf_sector, sf_devchar, sf_shm_map,
+	sf_shm_lock, sf_shm_barrier, sf_shm_unmap, sf_fetch, sf_unfetch,
+};
+
+static int slow_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f, int flags,
+		     int *out_flags)
+{
+	struct slow_file *sf = (struct slow_file *)f;
+	int rc;
+
+	(void)vfs;
+	sf->real = (sqlite3_file *)(sf + 1);
+	rc = real_vfs->xOpen(real_vfs, name, sf->real, flags, out_flags);
+	sf->base.pMethods = sf->real->pMethods != NULL ? &slow_io : NULL;
+	return rc;
+}
+
+static void slow_vfs_register(void)
+{
+	if (real_vfs != NULL)
+		return;
+	real_vfs = sqlite3_vfs_find(NULL);
+	assert_non_null(real_vfs);
+	slow_vfs = *real_vfs;
+	slow_vfs.zName = "slowsync";
+	slow_vfs.szOsFile = (int)sizeof(struct slow_file) + real_vfs->szOsFile;
+	slow_vfs.xOpen = slow_open;
+	slow_vfs.pNext = NULL;
+	assert_int_equal(sqlite3_vfs_register(&slow_vfs, 0), SQLITE_OK);
+}
+
+/* A scratch SQLite database (dir/t.db) with a blob table; url out. */
+static struct db *ckpt_db_open(char *dir, size_t dirlen, const char *vfs, char *url,
+			       size_t urllen)
+{
+	struct db_options o = { .pool_size = 4, .acquire_timeout_ms = 5000 };
+	struct db *db = NULL;
+	char err[256];
+
+	snprintf(dir, dirlen, "/tmp/pytake-test-ckpt-XXXXXX");
+	assert_non_null(mkdtemp(dir));
+	if (vfs != NULL)
+		snprintf(url, urllen, "sqlite:file:%s/t.db?vfs=%s", dir, vfs);
+	else
+		snprintf(url, urllen, "sqlite:%s/t.db", dir);
+	assert_int_equal(db_open(url, &o, &db, err, sizeof err), 0);
+	struct db_conn *c = db_acquire(db);
+	assert_int_equal(db_exec_script(c, "CREATE TABLE b (id INTEGER PRIMARY KEY, v BLOB)"),
+			 DB_OK);
+	db_release(db, c);
+	return db;
+}
+
+static void ckpt_db_remove(const char *dir)
+{
+	static const char *const suffix[] = { "", "-wal", "-shm" };
+	char path[160];
+
+	for (size_t i = 0; i < 3; i++) {
+		snprintf(path, sizeof path, "%s/t.db%s", dir, suffix[i]);
+		unlink(path);
+	}
+	rmdir(dir);
+}
+
+/* One write transaction adding a ~6 KiB row and dropping an old one (the
+ * database stays small; the WAL gets ~3 frames a commit). Its duration
+ * in microseconds, or -1. */
+static int64_t ckpt_commit(struct db *db, int64_t id)
+{
+	static const char blob[6000];
+	struct db_param p[2] = { DBP_INT(id), DBP_BLOB(blob, sizeof blob) };
+	struct db_param old = DBP_INT(id - 200);
+	int64_t t0 = time_mono_us();
+	struct db_conn *c = db_acquire(db);
+	int rc = c != NULL ? db_exec_script(c, "BEGIN IMMEDIATE") : DB_ERR;
+
+	if (rc == DB_OK)
+		rc = db_exec(c, "INSERT INTO b (id, v) VALUES ($1, $2)", p, 2, NULL, NULL);
+	if (rc == DB_OK)
+		rc = db_exec(c, "DELETE FROM b WHERE id = $1", &old, 1, NULL, NULL);
+	if (rc == DB_OK)
+		rc = db_exec_script(c, "COMMIT");
+	db_release(db, c);
+	return rc == DB_OK ? time_mono_us() - t0 : -1;
+}
+
+/* Reads all the time, as the webhook processor does: a reader holding an
+ * old snapshot is what keeps a passive checkpoint from catching up. */
+struct ckpt_reader {
+	struct db *db;
+	atomic_bool stop;
+	int reads;
+};
+
+static void *ckpt_reader_main(void *arg)
+{
+	struct ckpt_reader *r = arg;
+
+	while (!atomic_load(&r->stop)) {
+		struct db_conn *c = db_acquire(r->db);
+		struct db_res *res = NULL;
+		if (c == NULL)
+			return (void *)1;
+		if (db_exec_script(c, "BEGIN") != DB_OK ||
+		    db_exec(c, "SELECT count(*) FROM b", NULL, 0, &res, NULL) != DB_OK ||
+		    db_exec_script(c, "COMMIT") != DB_OK) {
+			db_res_free(res);
+			db_release(r->db, c);
+			return (void *)1;
+		}
+		db_res_free(res);
+		db_release(r->db, c);
+		r->reads++;
+		usleep(200);
+	}
+	return NULL;
+}
+
+/* Checkpoints fsync (here: 200 ms a sync) on the checkpointer thread,
+ * without the write gate: no commit runs a sync nor waits for one. Under
+ * SQLite's automatic checkpoint the commit passing 1000 WAL frames ran 2-3
+ * syncs (>= 400 ms here). */
+static void test_sqlite_checkpoint_off_commit_path(void **state)
+{
+	char dir[64], url[160];
+	int64_t worst = 0, id = 1000, t_end;
+	uint64_t passive0, passive1, bounded0, bounded1;
+	int own;
+
+	(void)state;
+	slow_vfs_register();
+	db_sqlite_checkpoint_limits(64, 1LL << 40); /* wake at 64 frames; no bound */
+	db_sqlite_checkpoint_counts(&passive0, &bounded0);
+	struct db *db = ckpt_db_open(dir, sizeof dir, "slowsync", url, sizeof url);
+	committer = pthread_self();
+	atomic_store(&committer_set, true);
+	atomic_store(&slow_syncs, 0);
+	atomic_store(&committer_syncs, 0);
+	t_end = time_mono_us() + 2500000;
+	while (time_mono_us() < t_end &&
+	       atomic_load(&slow_syncs) - atomic_load(&committer_syncs) < 6) {
+		int before = atomic_load(&committer_syncs);
+		int64_t us = ckpt_commit(db, ++id);
+		assert_true(us >= 0);
+		/* SQLite syncs the WAL header in the first commit after a WAL
+		 * restart, whoever checkpoints: not counted here */
+		if (atomic_load(&committer_syncs) == before && us > worst)
+			worst = us;
+		usleep(300); /* ~2,000 commits/s: the WAL stays tens of MB */
+	}
+	own = atomic_load(&committer_syncs);
+	atomic_store(&committer_set, false);
+	db_sqlite_checkpoint_counts(&passive1, &bounded1);
+	print_message("%lld commits, worst %lld us; %d syncs (%d by a commit: WAL "
+		      "header after a restart); %llu passive checkpoints\n",
+		      (long long)(id - 1000), (long long)worst, atomic_load(&slow_syncs), own,
+		      (unsigned long long)(passive1 - passive0));
+	assert_true(atomic_load(&slow_syncs) - own >= 2); /* checkpoints synced */
+	assert_true(own <= (int)(passive1 - passive0));
+	assert_true(passive1 - passive0 >= 1);
+	assert_true(bounded1 == bounded0);
+	assert_true(worst < SLOW_SYNC_US / 2); /* never waited for a sync */
+	db_close(db);
+	db_sqlite_checkpoint_limits(0, 0);
+	ckpt_db_remove(dir);
+}
+
+/* Continuous writes with a reader always in a transaction: passive
+ * checkpoints alone never let the WAL restart (it grew to 37 MB in an
+ * earlier attempt); the gated RESTART past the bound keeps it there. */
+static void test_sqlite_checkpoint_bounds_wal(void **state)
+{
+	const long long bound = 4LL << 20; /* 4 MiB here; 64 MiB in service */
+	char dir[64], url[160], wal[96];
+	struct ckpt_reader r = { 0 };
+	int64_t id = 1000, t_end;
+	long long max_wal = 0, written = 0;
+	uint64_t passive0, passive1, bounded0, bounded1;
+	pthread_t th;
+	void *ret = NULL;
+	struct stat st;
+
+	(void)state;
+	db_sqlite_checkpoint_limits(64, bound);
+	db_sqlite_checkpoint_counts(&passive0, &bounded0);
+	struct db *db = ckpt_db_open(dir, sizeof dir, NULL, url, sizeof url);
+	snprintf(wal, sizeof wal, "%s/t.db-wal", dir);
+	r.db = db;
+	assert_int_equal(pthread_create(&th, NULL, ckpt_reader_main, &r), 0);
+	t_end = time_mono_us() + 2500000;
+	while (time_mono_us() < t_end || written < 10 * bound) {
+		assert_true(ckpt_commit(db, ++id) >= 0);
+		written += 6000;
+		if (stat(wal, &st) == 0 && st.st_size > max_wal)
+			max_wal = st.st_size;
+		assert_true(id < 10000000);
+	}
+	atomic_store(&r.stop, true);
+	assert_int_equal(pthread_join(th, &ret), 0);
+	assert_null(ret);
+	db_sqlite_checkpoint_counts(&passive1, &bounded1);
+	print_message("%lld commits (%lld MiB of rows), %d reads; WAL max %lld bytes; "
+		      "%llu passes, %llu bounded\n",
+		      (long long)(id - 1000), written >> 20, r.reads, max_wal,
+		      (unsigned long long)(passive1 - passive0),
+		      (unsigned long long)(bounded1 - bounded0));
+	assert_true(r.reads > 0);
+	assert_true(passive1 > passive0);
+	/* the bound plus what commits add while the checkpointer gets there */
+	assert_true(max_wal <= 2 * bound);
+	db_close(db);
+	db_sqlite_checkpoint_limits(0, 0);
+	ckpt_db_remove(dir);
+}
+
+/* A reader outside the pool (another process: a backup) stays in the WAL:
+ * the gated RESTART gives up after CKPT_WAIT_MS (100 ms) and retries when
+ * the WAL grew by half the bound, instead of holding the writers for busy_timeout (5 s) at every
+ * commit past the bound. */
+static void test_sqlite_checkpoint_long_reader(void **state)
+{
+	const long long bound = 1LL << 20;
+	char dir[64], url[160], path[96];
+	int64_t id = 1000, worst = 0, t_end;
+	uint64_t p0, p1, b0, b1;
+	sqlite3 *rd = NULL;
+	sqlite3_stmt *st = NULL;
+
+	(void)state;
+	db_sqlite_checkpoint_limits(64, bound);
+	struct db *db = ckpt_db_open(dir, sizeof dir, NULL, url, sizeof url);
+	snprintf(path, sizeof path, "%s/t.db", dir);
+	assert_int_equal(sqlite3_open(path, &rd), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(rd, "BEGIN", NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(rd, "SELECT count(*) FROM b", -1, &st, NULL),
+			 SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW); /* snapshot held */
+	db_sqlite_checkpoint_counts(&p0, &b0);
+	t_end = time_mono_us() + 1500000;
+	while (time_mono_us() < t_end) {
+		int64_t us = ckpt_commit(db, ++id);
+		assert_true(us >= 0);
+		if (us > worst)
+			worst = us;
+	}
+	sqlite3_finalize(st);
+	assert_int_equal(sqlite3_exec(rd, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(rd);
+	db_sqlite_checkpoint_counts(&p1, &b1);
+	print_message("long reader: %lld commits, worst %lld us, %llu gated attempts\n",
+		      (long long)(id - 1000), (long long)worst, (unsigned long long)(b1 - b0));
+	assert_true(b1 > b0);        /* the bound was reached and tried */
+	assert_true(worst < 1500000); /* never a busy_timeout (5 s) stall */
+	for (int i = 0; i < 2000; i++) /* reader gone: the RESTART gets through */
+		assert_true(ckpt_commit(db, ++id) >= 0);
+	db_close(db);
+	db_sqlite_checkpoint_limits(0, 0);
+	ckpt_db_remove(dir);
+}
+
 #define ENGINE_CASES                                                          \
 	cmocka_unit_test_setup(test_param_roundtrip, reset_tables),           \
 	cmocka_unit_test_setup(test_money_compare_in_sql, reset_tables),      \
@@ -824,6 +1185,9 @@ int main(void)
 		cmocka_unit_test(test_money_text),
 		cmocka_unit_test(test_open_errors),
 		cmocka_unit_test(test_sqlite_memory),
+		cmocka_unit_test(test_sqlite_checkpoint_off_commit_path),
+		cmocka_unit_test(test_sqlite_checkpoint_bounds_wal),
+		cmocka_unit_test(test_sqlite_checkpoint_long_reader),
 	};
 	const struct CMUnitTest sqlite_cases[] = { ENGINE_CASES };
 	const struct CMUnitTest pg_cases[] = { ENGINE_CASES };
