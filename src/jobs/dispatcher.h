@@ -34,9 +34,13 @@
  *   claimed by exactly one process, also with several processes on one
  *   PostgreSQL database. Jobs reach the sender only after COMMIT: a row is
  *   durably 'sending' (with its idempotency key) before its request starts.
- *   PostgreSQL transactions of the dispatcher plan afresh
+ *   The claimer's and housekeeping's PostgreSQL transactions plan afresh
  *   (plan_cache_mode = force_custom_plan): generic plans cached while a
- *   campaign's tables were small kept sequential scans as they grew.
+ *   campaign's tables were small kept sequential scans as they grew. The
+ *   recorder's do not (that setting also replans the foreign-key checks
+ *   of every inserted row: most of its cost); they run with
+ *   enable_seqscan = off and statements written to probe indexes whatever
+ *   the plan ("= ANY(ARRAY(...))", correlated sub-plans).
  * - Pacing = GCRA (virtual scheduling) in integer microseconds, shared by
  *   every process through the row number_rate_state: next_slot_at is the
  *   earliest start of the next send of that number; taking k sends gives
