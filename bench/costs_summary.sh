@@ -8,7 +8,7 @@
 # messages leave: for the benchmarked org, March 2026 (31 local days) x 4
 # categories x 10 markets x 5 numbers x (no campaign + 3 campaigns running
 # that day, 93 campaigns in the month) = 24,800 rows whose `messages` add up
-# to ~10,000,000 (uniform 0..806 per row) and `amount` = messages x the
+# to 10,028,328 (spread 1..808 per row, deterministic) and `amount` = messages x the
 # (market, category) rate, exact NUMERIC. NOISE_ORGS (50) other orgs get the
 # same shape (another ~1.2M rows) so the index is not the org's alone.
 # Message rows are not generated: the summary never reads them (the
@@ -91,7 +91,8 @@ SELECT o.id, to_char(DATE '2026-03-01' + d, 'YYYY-MM-DD'), r.category, r.market,
 FROM (SELECT '$ORG'::uuid AS id UNION ALL
       SELECT md5('noise' || g)::uuid FROM generate_series(1, $NOISE_ORGS) g) o,
      generate_series(0, 30) d, rates r, generate_series(1, 5) n, generate_series(0, 3) k,
-     LATERAL (SELECT (random() * 806)::bigint + (d * 0) AS msgs) x;
+     LATERAL (SELECT (1 + (d * 131 + n * 37 + k * 59 + ascii(r.market) * 17
+                         + ascii(substr(r.market, 2)) * 7 + length(r.category) * 11) % 808)::bigint AS msgs) x;
 -- the per-dimension roll-up the summaries read (what pricing maintains)
 INSERT INTO cost_daily_by (organization_id, dimension, day, group_key, currency,
                            messages, amount)
