@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/uuid.h"
+#include "db/sqlrepeat.h"
 #include "domain/audit.h"
 #include "domain/costs.h"
 #include "domain/templates.h"
@@ -338,32 +339,11 @@ static struct wh_known_entry *known_find(struct wh_known *k, const char *wamid)
 /* "SELECT ... WHERE wamid IN ($1, ..., $n)" for a power-of-two n. */
 static const char *known_sql(size_t n)
 {
-	static char *texts[8];
-	static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-	size_t k = 0;
-	while (((size_t)1 << k) < n)
-		k++;
-	if (k >= sizeof texts / sizeof texts[0])
-		return NULL;
-	pthread_mutex_lock(&mu);
-	if (texts[k] == NULL) {
-		static const char head[] =
-			"SELECT wamid, CASE WHEN priced_at IS NULL THEN 1 ELSE 0 END"
-			" FROM messages WHERE direction = 'outbound' AND wamid IN (";
-		size_t cap = sizeof head + n * 8 + 4, off;
-		char *sql = malloc(cap);
-		if (sql != NULL) {
-			off = (size_t)snprintf(sql, cap, "%s", head);
-			for (size_t i = 0; i < n; i++)
-				off += (size_t)snprintf(sql + off, cap - off, "%s$%zu",
-							i > 0 ? "," : "", i + 1);
-			snprintf(sql + off, cap - off, ")");
-			texts[k] = sql;
-		}
-	}
-	const char *out = texts[k];
-	pthread_mutex_unlock(&mu);
-	return out;
+	static struct sql_repeat text = SQL_REPEAT_INIT(
+		"SELECT wamid, CASE WHEN priced_at IS NULL THEN 1 ELSE 0 END"
+		" FROM messages WHERE direction = 'outbound' AND wamid IN (",
+		")", 1, 1);
+	return sql_repeat_text(&text, n);
 }
 
 int wh_known_fetch(struct db_conn *c, struct wh_known *k)
@@ -419,36 +399,11 @@ int wh_known_fetch(struct db_conn *c, struct wh_known *k)
  * NOTHING" for a power-of-two n. */
 static const char *keep_sql(size_t n)
 {
-	static char *texts[8];
-	static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-	size_t k = 0;
-	while (((size_t)1 << k) < n)
-		k++;
-	if (k >= sizeof texts / sizeof texts[0])
-		return NULL;
-	pthread_mutex_lock(&mu);
-	if (texts[k] == NULL) {
-		static const char head[] = "INSERT INTO pending_statuses (wamid, status,"
-					   " organization_id, status_at, payload, received_at) VALUES ";
-		static const char tail[] = " ON CONFLICT (wamid, status) DO NOTHING";
-		size_t cap = sizeof head + sizeof tail + n * 48, off;
-		char *sql = malloc(cap);
-		if (sql != NULL) {
-			off = (size_t)snprintf(sql, cap, "%s", head);
-			for (size_t i = 0; i < n; i++) {
-				size_t b = KEEP_COLS * i;
-				off += (size_t)snprintf(sql + off, cap - off,
-							"%s($%zu,$%zu,$%zu,$%zu,$%zu,$%zu)",
-							i > 0 ? "," : "", b + 1, b + 2, b + 3, b + 4,
-							b + 5, b + 6);
-			}
-			snprintf(sql + off, cap - off, "%s", tail);
-			texts[k] = sql;
-		}
-	}
-	const char *out = texts[k];
-	pthread_mutex_unlock(&mu);
-	return out;
+	static struct sql_repeat text = SQL_REPEAT_INIT(
+		"INSERT INTO pending_statuses (wamid, status, organization_id, status_at,"
+		" payload, received_at) VALUES ",
+		" ON CONFLICT (wamid, status) DO NOTHING", KEEP_COLS, 1);
+	return sql_repeat_text(&text, n);
 }
 
 static void keep_drop(struct wh_known *k)

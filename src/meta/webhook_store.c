@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "core/str.h"
+#include "db/sqlrepeat.h"
 
 #define CHUNK_MAX_PG 256    /* 768 parameters */
 #define CHUNK_MAX_SQLITE 64 /* 192 parameters; per-row statements cost more */
@@ -313,34 +314,13 @@ int webhook_store_mark_done(struct db_conn *c, int64_t id, int64_t now, const ch
 /* "UPDATE ... WHERE id IN ($6, ..., $n+5)" for a power-of-two n. */
 static const char *mark_sql(size_t n)
 {
-	static char *texts[8];
-	static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-	size_t k = 0;
-	while (((size_t)1 << k) < n)
-		k++;
-	if (k >= sizeof texts / sizeof texts[0])
-		return NULL;
-	pthread_mutex_lock(&mu);
-	if (texts[k] == NULL) {
-		static const char head[] =
-			"UPDATE webhook_events SET processed_at = $1, attempts = attempts + 1,"
-			" error = $2, organization_id = COALESCE($3, organization_id),"
-			" whatsapp_number_id = COALESCE($4, whatsapp_number_id),"
-			" field = COALESCE($5, field) WHERE id IN (";
-		size_t cap = sizeof head + n * 8 + 4, off;
-		char *sql = malloc(cap);
-		if (sql != NULL) {
-			off = (size_t)snprintf(sql, cap, "%s", head);
-			for (size_t i = 0; i < n; i++)
-				off += (size_t)snprintf(sql + off, cap - off, "%s$%zu",
-							i > 0 ? "," : "", i + 6);
-			snprintf(sql + off, cap - off, ")");
-			texts[k] = sql;
-		}
-	}
-	const char *out = texts[k];
-	pthread_mutex_unlock(&mu);
-	return out;
+	static struct sql_repeat text = SQL_REPEAT_INIT(
+		"UPDATE webhook_events SET processed_at = $1, attempts = attempts + 1,"
+		" error = $2, organization_id = COALESCE($3, organization_id),"
+		" whatsapp_number_id = COALESCE($4, whatsapp_number_id),"
+		" field = COALESCE($5, field) WHERE id IN (",
+		")", 1, 6);
+	return sql_repeat_text(&text, n);
 }
 
 int webhook_store_mark_done_many(struct db_conn *c, const int64_t *ids, size_t n, int64_t now,

@@ -16,6 +16,7 @@
 
 #include "db/db.h"
 #include "db/sqlbuf.h"
+#include "db/sqlrepeat.h"
 
 /* ---- text and parameters ---- */
 
@@ -177,10 +178,55 @@ static void test_run_pg(void **state)
 	run_on(url);
 }
 
+/* sql_repeat: the batched-statement texts, table-driven. */
+static void test_repeat_table(void **state)
+{
+	static struct sql_repeat in_list = SQL_REPEAT_INIT("U WHERE id IN (", ")", 1, 6);
+	static struct sql_repeat rows = SQL_REPEAT_INIT("INSERT VALUES ", " ON CONFLICT", 3, 1);
+	static const struct {
+		struct sql_repeat *r;
+		size_t n;
+		const char *want; /* NULL: refused */
+	} cases[] = {
+		{ &in_list, 1, "U WHERE id IN ($6)" },
+		{ &in_list, 4, "U WHERE id IN ($6,$7,$8,$9)" },
+		{ &rows, 1, "INSERT VALUES ($1,$2,$3) ON CONFLICT" },
+		{ &rows, 2, "INSERT VALUES ($1,$2,$3),($4,$5,$6) ON CONFLICT" },
+		{ &in_list, 0, NULL },
+		{ &in_list, 3, NULL },   /* not a power of two */
+		{ &in_list, 256, NULL }, /* past 2^SQL_REPEAT_MAX_LOG2 */
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		const char *got = sql_repeat_text(cases[i].r, cases[i].n);
+		if (cases[i].want == NULL) {
+			assert_null(got);
+		} else {
+			assert_non_null(got);
+			assert_string_equal(got, cases[i].want);
+			/* built once: the same text again */
+			assert_ptr_equal(got, sql_repeat_text(cases[i].r, cases[i].n));
+		}
+	}
+}
+
+static void test_repeat_largest(void **state)
+{
+	static struct sql_repeat r = SQL_REPEAT_INIT("X IN (", ")", 1, 1);
+	const char *got = sql_repeat_text(&r, 128);
+	(void)state;
+	assert_non_null(got);
+	assert_non_null(strstr(got, "$1,$2,"));
+	assert_non_null(strstr(got, ",$127,$128)"));
+	assert_null(strstr(got, "$129"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_build_table),
+		cmocka_unit_test(test_repeat_table),
+		cmocka_unit_test(test_repeat_largest),
 		cmocka_unit_test(test_param_overflow),
 		cmocka_unit_test(test_text_overflow),
 		cmocka_unit_test(test_run_sqlite),
