@@ -298,8 +298,11 @@ static int note_unavailable(struct db_conn *c, int rc)
 	return rc;
 }
 
-int db_exec(struct db_conn *c, const char *sql, const struct db_param *params,
-	    int nparams, struct db_res **out, int64_t *affected)
+/* What db_exec and db_exec_queued check before the engine runs anything:
+ * outputs cleared, connection usable, parameter list sane. DB_OK or the
+ * error (also in c->errmsg). */
+static int exec_precheck(struct db_conn *c, const struct db_param *params, int nparams,
+			 struct db_res **out, int64_t *affected)
 {
 	if (out != NULL)
 		*out = NULL;
@@ -309,6 +312,16 @@ int db_exec(struct db_conn *c, const char *sql, const struct db_param *params,
 		return db_set_err(c, DB_ERR_UNAVAILABLE, "connection is broken");
 	if (nparams < 0 || (nparams > 0 && params == NULL))
 		return db_set_err(c, DB_ERR, "bad parameter list");
+	return DB_OK;
+}
+
+int db_exec(struct db_conn *c, const char *sql, const struct db_param *params,
+	    int nparams, struct db_res **out, int64_t *affected)
+{
+	int rc = exec_precheck(c, params, nparams, out, affected);
+
+	if (rc != DB_OK)
+		return rc;
 	c->errmsg[0] = '\0';
 	return note_unavailable(c, c->db->ops->exec(c, sql, params, nparams, out,
 						     affected));
@@ -334,16 +347,13 @@ int db_pipeline_begin(struct db_conn *c)
 int db_exec_queued(struct db_conn *c, const char *sql, const struct db_param *params,
 		   int nparams, struct db_res **out, int64_t *affected)
 {
+	int rc;
+
 	if (c->db->ops->exec_queued == NULL)
 		return db_exec(c, sql, params, nparams, out, affected);
-	if (out != NULL)
-		*out = NULL;
-	if (affected != NULL)
-		*affected = 0;
-	if (c->broken)
-		return db_set_err(c, DB_ERR_UNAVAILABLE, "connection is broken");
-	if (nparams < 0 || (nparams > 0 && params == NULL))
-		return db_set_err(c, DB_ERR, "bad parameter list");
+	rc = exec_precheck(c, params, nparams, out, affected);
+	if (rc != DB_OK)
+		return rc;
 	return note_unavailable(c, c->db->ops->exec_queued(c, sql, params, nparams, out,
 							   affected));
 }

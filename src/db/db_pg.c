@@ -182,6 +182,15 @@ static int free_slot(struct pg_conn *pc)
 
 /* The cached prepared statement for sql; *out NULL when the cache is full
  * (run unnamed). */
+/* The live cached statement for sql, or NULL. */
+static const struct pg_stmt *stmt_find(const struct pg_conn *pc, const char *sql)
+{
+	for (int i = 0; i < pc->ncache; i++)
+		if (!pc->cache[i].dead && strcmp(pc->cache[i].sql, sql) == 0)
+			return &pc->cache[i];
+	return NULL;
+}
+
 static int stmt_get(struct db_conn *c, struct pg_conn *pc, const char *sql,
 		    const struct pg_stmt **out)
 {
@@ -189,13 +198,9 @@ static int stmt_get(struct db_conn *c, struct pg_conn *pc, const char *sql,
 	PGresult *res = NULL;
 	int rc = DB_OK;
 
-	*out = NULL;
-	for (int i = 0; i < pc->ncache; i++) {
-		if (!pc->cache[i].dead && strcmp(pc->cache[i].sql, sql) == 0) {
-			*out = &pc->cache[i];
-			return DB_OK;
-		}
-	}
+	*out = stmt_find(pc, sql);
+	if (*out != NULL)
+		return DB_OK;
 	int slot = free_slot(pc);
 	if (slot < 0)
 		return DB_OK;
@@ -515,13 +520,9 @@ static int stmt_get_queued(struct db_conn *c, struct pg_conn *pc, const char *sq
 {
 	struct pg_stmt *e;
 
-	*out = NULL;
-	for (int i = 0; i < pc->ncache; i++) {
-		if (!pc->cache[i].dead && strcmp(pc->cache[i].sql, sql) == 0) {
-			*out = &pc->cache[i];
-			return DB_OK;
-		}
-	}
+	*out = stmt_find(pc, sql);
+	if (*out != NULL)
+		return DB_OK;
 	int slot = free_slot(pc);
 	if (slot < 0)
 		return DB_OK;
