@@ -9,8 +9,12 @@
  * self-contained file), then published with link() (fails if FILE appeared
  * meanwhile) or, with --force, rename(). Restore checks the file first (a
  * SQLite database, quick_check ok, schema_migrations present, version not
- * ahead of this binary) and refuses a target that holds organizations
- * unless --force; then it copies the file over the target's pages.
+ * ahead of this binary) and refuses a non-empty target unless --force;
+ * then it copies the file over the target's pages. "Non-empty" means rows
+ * in any of content_tables: organizations (every tenant row hangs off one)
+ * and the installation-wide tables that do not (rate cards, unrouted
+ * webhook events), so a fresh database holding only an imported rate card
+ * is not silently replaced either.
  *
  * PostgreSQL: pg_dump --format=custom / pg_restore --clean --if-exists
  * --single-transaction (nothing changes when it fails), run with
@@ -326,13 +330,30 @@ static int sqlite_check_backup(sqlite3 *b, const char *file)
 	return version;
 }
 
-/* Refuse a target holding organizations unless force. 0 = go on. */
-static int check_target_orgs(int64_t orgs, bool force)
+/* Tables whose rows make a restore target "not empty" (design note). The
+ * names are fixed literals: they are put into SQL text. */
+static const char *const content_tables[] = { "organizations", "rate_cards", "webhook_events" };
+#define CONTENT_TABLES (sizeof content_tables / sizeof content_tables[0])
+
+/* Refuse a target holding rows in content_tables (rows[i] for
+ * content_tables[i]) unless force. 0 = go on. */
+static int check_target_empty(const int64_t rows[CONTENT_TABLES], bool force)
 {
-	if (orgs > 0 && !force) {
-		cli_fail("the target database is not empty (%lld organization%s); restore "
-			 "replaces everything in it: use --force to do that",
-			 (long long)orgs, orgs == 1 ? "" : "s");
+	char what[256] = "";
+	size_t used = 0;
+
+	for (size_t i = 0; i < CONTENT_TABLES; i++) {
+		if (rows[i] <= 0 || used >= sizeof what)
+			continue;
+		int n = snprintf(what + used, sizeof what - used, "%s%s: %lld row%s",
+				 used ? ", " : "", content_tables[i], (long long)rows[i],
+				 rows[i] == 1 ? "" : "s");
+		if (n > 0)
+			used += (size_t)n;
+	}
+	if (used > 0 && !force) {
+		cli_fail("the target database is not empty (%s); restore replaces everything "
+			 "in it: use --force to do that", what);
 		return -1;
 	}
 	return 0;
@@ -342,7 +363,7 @@ static int sqlite_restore(const char *path, const struct backup_args *a)
 {
 	sqlite3 *src = NULL, *dst = NULL;
 	int version, erc = SQLITE_OK, rc = 1;
-	int64_t orgs = 0;
+	int64_t rows[CONTENT_TABLES] = { 0 };
 
 	if (access(a->file, R_OK) != 0) {
 		cli_fail("cannot read %s: %s", a->file, strerror(errno));
@@ -356,13 +377,19 @@ static int sqlite_restore(const char *path, const struct backup_args *a)
 	make_parent_dir(path);
 	if (sqlite_open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &dst) != 0)
 		goto out;
-	if (sqlite_has_table(dst, "organizations", &erc))
-		orgs = sqlite_int(dst, "SELECT count(*) FROM organizations", &erc);
+	for (size_t i = 0; i < CONTENT_TABLES && erc == SQLITE_OK; i++) {
+		char sql[96];
+
+		if (!sqlite_has_table(dst, content_tables[i], &erc) || erc != SQLITE_OK)
+			continue;
+		(void)snprintf(sql, sizeof sql, "SELECT count(*) FROM %s", content_tables[i]);
+		rows[i] = sqlite_int(dst, sql, &erc);
+	}
 	if (erc != SQLITE_OK) {
 		cli_fail("cannot inspect the target database: %s", sqlite3_errstr(erc));
 		goto out;
 	}
-	if (check_target_orgs(orgs, a->force) != 0)
+	if (check_target_empty(rows, a->force) != 0)
 		goto out;
 	if (sqlite_copy(dst, src, "restore failed") != 0)
 		goto out;
@@ -434,9 +461,9 @@ static int run_tool(char *const argv[], int out_fd)
 	return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : -1;
 }
 
-/* Migration version (current) and organization count of the configured
- * database, through the db layer. */
-static int pg_inspect(struct config *cfg, int *version, int64_t *orgs)
+/* Migration version (current) and the row counts of content_tables (NULL:
+ * not wanted) of the configured database, through the db layer. */
+static int pg_inspect(struct config *cfg, int *version, int64_t *rows)
 {
 	struct app app;
 	struct migrate_status st;
@@ -460,16 +487,25 @@ static int pg_inspect(struct config *cfg, int *version, int64_t *orgs)
 		cli_fail("cannot get a database connection");
 		goto out;
 	}
-	if (db_exec(c, "SELECT to_regclass('organizations') IS NOT NULL", NULL, 0, &r, NULL) !=
-	    DB_OK)
-		goto db_failed;
-	*orgs = 0;
-	if (db_rows(r) > 0 && db_get_bool(r, 0, 0)) {
+	for (size_t i = 0; rows != NULL && i < CONTENT_TABLES; i++) {
+		char sql[96];
+
+		rows[i] = 0;
+		(void)snprintf(sql, sizeof sql, "SELECT to_regclass('%s') IS NOT NULL",
+			       content_tables[i]);
+		if (db_exec(c, sql, NULL, 0, &r, NULL) != DB_OK)
+			goto db_failed;
+		bool exists = db_rows(r) > 0 && db_get_bool(r, 0, 0);
 		db_res_free(r);
 		r = NULL;
-		if (db_exec(c, "SELECT count(*) FROM organizations", NULL, 0, &r, NULL) != DB_OK)
+		if (!exists)
+			continue;
+		(void)snprintf(sql, sizeof sql, "SELECT count(*) FROM %s", content_tables[i]);
+		if (db_exec(c, sql, NULL, 0, &r, NULL) != DB_OK)
 			goto db_failed;
-		*orgs = db_rows(r) > 0 ? db_get_int(r, 0, 0) : 0;
+		rows[i] = db_rows(r) > 0 ? db_get_int(r, 0, 0) : 0;
+		db_res_free(r);
+		r = NULL;
 	}
 	rc = 0;
 	goto out;
@@ -487,10 +523,10 @@ static int pg_backup(struct config *cfg, const struct backup_args *a)
 {
 	char tmp[PATH_MAX];
 	int version = 0, status, rc = 1;
-	int64_t orgs = 0, size = 0;
+	int64_t size = 0;
 
 	if (refuse_existing(a->file, a->force) != 0 || temp_name(a->file, tmp, sizeof tmp) != 0 ||
-	    need_tool("pg_dump") != 0 || pg_inspect(cfg, &version, &orgs) != 0)
+	    need_tool("pg_dump") != 0 || pg_inspect(cfg, &version, NULL) != 0)
 		return 1;
 	{
 		char *argv[] = { "pg_dump", "--format=custom", "--no-owner", "--file", tmp,
@@ -554,7 +590,7 @@ static int pg_archive_version(const char *file)
 static int pg_restore_run(struct config *cfg, const struct backup_args *a)
 {
 	int version, current = 0, status;
-	int64_t orgs = 0;
+	int64_t rows[CONTENT_TABLES] = { 0 };
 
 	if (access(a->file, R_OK) != 0) {
 		cli_fail("cannot read %s: %s", a->file, strerror(errno));
@@ -577,7 +613,7 @@ static int pg_restore_run(struct config *cfg, const struct backup_args *a)
 			 "newer pytake", a->file, version, head_version());
 		return 1;
 	}
-	if (pg_inspect(cfg, &current, &orgs) != 0 || check_target_orgs(orgs, a->force) != 0)
+	if (pg_inspect(cfg, &current, rows) != 0 || check_target_empty(rows, a->force) != 0)
 		return 1;
 	{
 		char *argv[] = { "pg_restore", "--no-owner", "--clean", "--if-exists",

@@ -27,9 +27,11 @@ Control API (not recorded in the call log):
          with neither it only adds latency_ms before the normal answer.
   POST /_fake/latency    {"ms": N}     latency added to every Graph request
   GET  /_fake/calls      [{method, path, query, headers, body, ts, status,
-                          wamid}] (body is the parsed JSON, or the raw text
-                         when not JSON; ts = wall-clock seconds (float) when
-                         the request arrived; status = the HTTP status
+                          wamid, peer_port}] (body is the parsed JSON, or the
+                         raw text when not JSON; ts = wall-clock seconds
+                         (float) when the request arrived; peer_port = the
+                         client's TCP source port, one per connection, so
+                         tests can see connection reuse; status = the HTTP status
                          answered, wamid = the message id a 200 to
                          /messages returned; both null until answered)
          ?fields=ts,status   only those keys of each call (big logs, benches)
@@ -258,7 +260,8 @@ class Handler(BaseHTTPRequestHandler):
         # so /_fake/calls can serialise the dict while it is answered.
         call = {"method": method, "path": path, "query": query,
                 "headers": dict(self.headers.items()), "body": body,
-                "ts": time.time(), "status": None, "wamid": None}
+                "ts": time.time(), "status": None, "wamid": None,
+                "peer_port": self.client_address[1]}
         with STATE.lock:
             STATE.calls.append(call)
         return call

@@ -20,7 +20,7 @@ import time
 import unittest
 import urllib.request
 
-from harness import Server, timeout_scale
+from harness import Server, bearer, bootstrap_super_admin, timeout_scale
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DOC_PATH = os.path.join(ROOT, "docs", "openapi.json")
@@ -116,6 +116,35 @@ class OpenApiTest(unittest.TestCase):
                 r = self.srv.request(method, url, body={} if method in ("POST", "PUT", "PATCH") else None)
                 self.assertIn(r.status, (404, 405))
                 self.assertIn(r.json()["error"]["code"], ("not_found", "method_not_allowed"))
+
+    def test_paged_collections_document_and_answer_422(self):
+        # a bad limit or cursor is 422 validation_error (api/paging.c) on every
+        # collection; the document must say so, and the server must do it
+        su = bootstrap_super_admin(self.srv, slug="docs-paging", email="root@docs.test")
+        paged = [(m, p) for (m, p), op in operations(self.source).items()
+                 if any(x.get("$ref", "").endswith("/Limit") for x in op.get("parameters", []))]
+        self.assertGreater(len(paged), 5)
+        for method, path in paged:
+            with self.subTest(op="%s %s" % (method, path)):
+                self.assertIn("422", operations(self.source)[(method, path)]["responses"])
+                if "{" in path:
+                    continue
+                for q in ("limit=0", "limit=201", "cursor=garbage"):
+                    r = self.srv.request(method, path + "?" + q, headers=bearer(su["token"]))
+                    self.assertEqual(r.status, 422, (q, r))
+                    self.assertEqual(r.json()["error"]["code"], "validation_error")
+
+    def test_meta_calling_template_operations_document_502(self):
+        # submit, sync and delete (of a submitted template) call Meta; its
+        # refusal is 502 meta_error (tests/integration/test_templates.py)
+        ops = operations(self.source)
+        for key in (("POST", "/api/v1/templates/{id}/submit"), ("POST", "/api/v1/templates/sync"),
+                    ("DELETE", "/api/v1/templates/{id}")):
+            with self.subTest(op="%s %s" % key):
+                resp = ops[key]["responses"]
+                self.assertIn("502", resp)
+                self.assertEqual(resp["502"]["content"]["application/json"]["example"]
+                                 ["error"]["code"], "meta_error")
 
     def test_document_is_consistent(self):
         doc = self.source

@@ -89,9 +89,15 @@ class NumbersTest(unittest.TestCase):
                         out += f.read()
             self.assertGreater(len(out), 0)
             return out
+        # PostgreSQL: every row of every table of this server's database
+        tables = self.srv.sql("SELECT table_name FROM information_schema.tables "
+                              "WHERE table_schema = current_schema() "
+                              "AND table_type = 'BASE TABLE'").split()
+        self.assertIn("whatsapp_numbers", tables)
+        self.assertIn("audit_logs", tables)
         text = ""
-        for table in ("whatsapp_numbers", "audit_logs"):
-            text += self.srv.sql("COPY (SELECT * FROM %s) TO STDOUT" % table)
+        for table in tables:
+            text += self.srv.sql('COPY (SELECT * FROM "%s") TO STDOUT' % table)
         return text.encode()
 
     # ---- create / read ----------------------------------------------------

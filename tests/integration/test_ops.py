@@ -162,8 +162,9 @@ class MetricsTest(unittest.TestCase):
         self.assertIsNotNone(sample_value(samples, "pytake_db_pool_connections", state="idle"))
         self.assertIsNotNone(sample_value(samples, "pytake_db_pool_connections", state="in_use"))
         self.assertEqual(sample_value(samples, "pytake_build_info"), 1)
-        # the scrape itself is in flight while it renders
+        # the scrape itself is in flight while it renders, on an open connection
         self.assertGreaterEqual(sample_value(samples, "pytake_http_in_flight"), 1)
+        self.assertGreaterEqual(sample_value(samples, "pytake_http_open_connections"), 1)
 
     def test_requests_counter_moves_for_health(self):
         _, before = self.scrape()
@@ -210,6 +211,23 @@ class MetricsTest(unittest.TestCase):
         self.assertFalse(any(r and "path-" in r for r in routes), routes)
         self.assertGreaterEqual(sample_value(samples, "pytake_http_requests_total",
                                              route="unmatched", method="GET", status="404"), 5)
+
+    def test_parameterised_routes_are_labelled_by_pattern(self):
+        # two different ids, one series: the router's pattern, not the path
+        ids = ("0192f7a4-5b1e-7c3d-9e8f-0a1b2c3d4e5f", "0192f7a4-5b1e-7c3d-9e8f-0a1b2c3d4e60")
+        _, before = self.scrape()
+        b = sample_value(before, "pytake_http_requests_total",
+                         route="/api/v1/templates/{id}", method="GET", status="401") or 0
+        for i in ids:
+            self.assertEqual(self.srv.request("GET", "/api/v1/templates/" + i).status, 401)
+        _, samples = self.scrape_until("pytake_http_requests_total", b + 2,
+                                       route="/api/v1/templates/{id}", method="GET",
+                                       status="401")
+        self.assertEqual(sample_value(samples, "pytake_http_requests_total",
+                                      route="/api/v1/templates/{id}", method="GET",
+                                      status="401"), b + 2)
+        routes = {l.get("route") for n, l, _ in samples if n == "pytake_http_requests_total"}
+        self.assertFalse(any(r and ids[0][:8] in r for r in routes), routes)
 
     def test_strange_method_folded(self):
         r = self.srv.http_raw(b"BREW /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
@@ -309,6 +327,25 @@ class BackupRestoreTest(unittest.TestCase):
         self.assertIn("--force", err)
         self.assertEqual(out, "")
         self.assertEqual(dst.sql("SELECT id, slug, name FROM organizations ORDER BY id"), before)
+        rc, out, err = dst.cli("restore", self.file, "--force")
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(org_slugs(dst), ["alpha", "beta"])
+
+    def test_refuses_target_holding_only_installation_data(self):
+        # no organization yet, but a rate card: still not empty
+        self.source()
+        dst = self.server()
+        rc, out, err = dst.cli("pricing", "seed")
+        self.assertEqual(rc, 0, err)
+        cards = dst.sql("SELECT count(*) FROM rate_cards").strip()
+        self.assertNotEqual(cards, "0")
+        rc, out, err = dst.cli("restore", self.file)
+        self.assertNotEqual(rc, 0)
+        self.assertIn("not empty", err)
+        self.assertIn("rate_cards", err)
+        self.assertEqual(out, "")
+        self.assertEqual(dst.sql("SELECT count(*) FROM rate_cards").strip(), cards)
+        self.assertEqual(org_slugs(dst), [])
         rc, out, err = dst.cli("restore", self.file, "--force")
         self.assertEqual(rc, 0, err)
         self.assertEqual(org_slugs(dst), ["alpha", "beta"])

@@ -536,6 +536,26 @@ class TemplatesTest(unittest.TestCase):
         r = self.sync(n)
         self.assertEqual(r.json(), {"created": 0, "updated": 0, "unchanged": 6})
 
+    def test_patch_only_while_draft_or_rejected(self):
+        """API.md: PATCH only while DRAFT or REJECTED (else 409 invalid_state)."""
+        n = self.new_number(self.a)
+        seeded = self.meta_templates(3, "edit")[:2]
+        for i, m in enumerate(seeded):
+            m["id"] = "91%d%04d" % (os.getpid(), i)
+        self.fake.seed(n["waba_id"], seeded)
+        self.assertEqual(self.sync(n).json(), {"created": 2, "updated": 0, "unchanged": 0})
+        lst = self.call("GET", "/api/v1/templates?whatsapp_number_id=" + n["id"]).json()["items"]
+        by_status = {t["status"]: t for t in lst}
+        approved, rejected = by_status["APPROVED"], by_status["REJECTED"]
+        new_body = [{"type": "BODY", "text": "Corrected promo text"}]
+        r = self.call("PATCH", "/api/v1/templates/" + approved["id"], {"components": new_body})
+        self.assert_error(r, 409, "invalid_state")
+        self.assertEqual(self.get(approved["id"]), approved)
+        r = self.call("PATCH", "/api/v1/templates/" + rejected["id"], {"components": new_body})
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json()["components"], new_body)
+        self.assertEqual(self.get(rejected["id"]), r.json())
+
     def test_sync_meta_error_is_502_and_stores_nothing(self):
         n = self.new_number(self.a)
         self.fake.seed(n["waba_id"], self.meta_templates(4, "fail"))

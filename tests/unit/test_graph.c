@@ -863,6 +863,45 @@ static void test_threads_share_client(void **state)
 	graph_client_free(c);
 }
 
+/* Connection reuse: sequential calls on one client, whatever the endpoint
+ * (send, list with its two pages), travel on one kept-alive connection (the
+ * fake logs each call's TCP source port); a second client has its own. */
+static json_int_t call_port(json_t *log, size_t i)
+{
+	json_t *p = json_object_get(json_array_get(log, i), "peer_port");
+
+	assert_true(json_is_integer(p));
+	return json_integer_value(p);
+}
+
+static void test_connection_reused(void **state)
+{
+	struct graph_client *c = new_client(), *other = new_client();
+	struct graph_error err;
+	char wamid[GRAPH_WAMID_MAX];
+	json_t *all = NULL, *log;
+	int pages = 0;
+
+	(void)state;
+	seed_templates("");
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(do_send(c, NULL, wamid, sizeof(wamid), &err), GRAPH_OK);
+	assert_int_equal(graph_list_templates(c, TOKEN, WABA_ID, 100, NULL, &all, &pages, &err),
+			 GRAPH_OK);
+	assert_int_equal(pages, 2);
+	json_decref(all);
+	assert_int_equal(do_send(other, NULL, wamid, sizeof(wamid), &err), GRAPH_OK);
+
+	log = calls();
+	assert_int_equal(json_array_size(log), 8);
+	for (size_t i = 1; i < 7; i++)
+		assert_true(call_port(log, i) == call_port(log, 0));
+	assert_true(call_port(log, 7) != call_port(log, 0));
+	json_decref(log);
+	graph_client_free(other);
+	graph_client_free(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -884,6 +923,7 @@ int main(void)
 		cmocka_unit_test_setup(test_base_url_and_origin, reset_fake),
 		cmocka_unit_test(test_parse_error_sample),
 		cmocka_unit_test_setup(test_threads_share_client, reset_fake),
+		cmocka_unit_test_setup(test_connection_reused, reset_fake),
 	};
 
 	return cmocka_run_group_tests_name("graph", tests, start_fake, stop_fake);
