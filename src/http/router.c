@@ -13,6 +13,9 @@
  *  - among the routes that match the path, the one whose FIRST differing
  *    segment is literal wins ("/templates/sync" beats "/templates/{id}");
  *    equal shapes: the first in the table wins;
+ *  - HEAD is answered by the GET route of the path (the server sends the
+ *    headers, Content-Length included, without the body), and a 405's
+ *    Allow list names HEAD after GET;
  *  - routes that match the path but not the method make the Allow list of a
  *    405 (table order, no duplicates).
  * The path given to the router is already percent-decoded by the server;
@@ -146,6 +149,7 @@ enum route_match router_match(const struct route *table, size_t n,
 	uint32_t best_mask = 0;
 	char allow_buf[ROUTER_ALLOW_MAX] = "";
 	bool path_known = false;
+	bool head = false;
 
 	*out = NULL;
 	if (allow != NULL)
@@ -153,14 +157,18 @@ enum route_match router_match(const struct route *table, size_t n,
 	req->nparams = 0;
 	if (req->method == NULL || !split_path(req->path, &path))
 		return ROUTE_NOT_FOUND;
+	head = strcmp(req->method, "HEAD") == 0;
 	for (size_t i = 0; i < n; i++) {
 		uint32_t mask = 0;
 
 		if (!pattern_matches(table[i].pattern, &path, &mask))
 			continue;
 		path_known = true;
-		if (strcmp(table[i].method, req->method) != 0) {
+		if (strcmp(table[i].method, req->method) != 0 &&
+		    !(head && strcmp(table[i].method, "GET") == 0)) {
 			allow_add(allow_buf, sizeof allow_buf, table[i].method);
+			if (strcmp(table[i].method, "GET") == 0)
+				allow_add(allow_buf, sizeof allow_buf, "HEAD");
 			continue;
 		}
 		if (best == NULL || mask > best_mask) {

@@ -89,6 +89,21 @@ class HttpFoundation(unittest.TestCase):
         self.assertIn("GET", methods)
         self.assertNotIn("POST", methods)
 
+    def test_head_answers_like_get_without_a_body(self):
+        got = self.srv.request("GET", "/health")
+        r = self.srv.request("HEAD", "/health")
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.body, b"")
+        self.assertEqual(r.headers.get("Content-Type"), got.headers.get("Content-Type"))
+        self.assertEqual(r.headers.get("Content-Length"), str(len(got.body)))
+        self.assertIsNotNone(r.headers.get("X-Request-Id"))
+        # a HEAD is authenticated like its GET
+        r = self.srv.request("HEAD", "/api/v1/auth/me")
+        self.assertEqual(r.status, 401)
+        self.assertEqual(r.body, b"")
+        r = self.srv.request("POST", "/health", body={})
+        self.assertIn("HEAD", [m.strip() for m in r.headers.get("Allow", "").split(",")])
+
     def test_body_over_limit_413_without_waiting(self):
         declared = MAX_BODY * 50
         head = ("POST /api/v1/auth/login HTTP/1.1\r\nHost: 127.0.0.1\r\n"
@@ -171,6 +186,50 @@ class Lifecycle(unittest.TestCase):
             # /health is about the process, not the database.
             self.assertEqual(srv.request("GET", "/health").status, 200)
 
+    @unittest.skipUnless(os.environ.get("PYTAKE_TEST_ENGINE") == "postgresql",
+                         "a PostgreSQL database can be made to refuse connections")
+    def test_ready_503_when_database_does_not_answer(self):
+        import time
+        with Server() as srv:
+            self.assertEqual(srv.request("GET", "/ready").status, 200)
+            admin = os.environ["PYTAKE_TEST_PG_URL"]
+            name = srv.pg_dbname
+            Server._psql(admin, 'ALTER DATABASE "%s" ALLOW_CONNECTIONS false' % name)
+            try:
+                Server._psql(admin, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                    "WHERE datname = '%s' AND pid <> pg_backend_pid()" % name)
+                r = srv.request("GET", "/ready")
+                err = assert_error_shape(self, r, 503, "not_ready")
+                self.assertIn("database", err["message"])
+                self.assertTrue(r.headers.get("Retry-After"), r.headers)
+                self.assertEqual(srv.request("GET", "/health").status, 200)
+            finally:
+                Server._psql(admin, 'ALTER DATABASE "%s" ALLOW_CONNECTIONS true' % name)
+            deadline = time.monotonic() + 15
+            while srv.request("GET", "/ready").status != 200 and time.monotonic() < deadline:
+                time.sleep(0.2)
+            self.assertEqual(srv.request("GET", "/ready").status, 200, "no recovery")
+
+    def test_serve_migrates_a_database_behind_only_in_development(self):
+        srv = Server(migrate=False)
+        try:
+            dev_env = dict(srv.env)
+            srv.env.update({"ENVIRONMENT": "production", "JWT_SECRET_KEY": "j" * 40,
+                            "ENCRYPTION_KEY": base64.b64encode(os.urandom(32)).decode()})
+            rc, log = srv.serve_expect_exit(timeout=15)
+            self.assertNotEqual(rc, 0, "production serve started on a database that is behind")
+            self.assertIn("pytake migrate upgrade", log)
+            rc, out, err = srv.cli("migrate", "current")
+            self.assertEqual(rc, 0, err)
+            self.assertIn("database is at 0,", out)
+            srv.env = dev_env
+            srv.start()
+            self.assertEqual(srv.request("GET", "/ready").status, 200)
+            rc, out, err = srv.cli("migrate", "check")
+            self.assertEqual(rc, 0, out + err)
+        finally:
+            srv.close()
+
     def test_sigterm_stops_cleanly(self):
         srv = Server()
         try:
@@ -225,6 +284,17 @@ class Cli(unittest.TestCase):
         rc, out, err = self.srv.cli("migrate", "check")
         self.assertEqual(rc, 0, out + err)
 
+    def test_migrate_current_says_it_once(self):
+        rc, out, err = self.srv.cli("migrate", "current")
+        self.assertEqual(rc, 0, err)
+        self.assertRegex(out.strip(), r"^(sqlite|postgresql): database is at head \(\d+\)$")
+        self.srv.sql("DELETE FROM schema_migrations WHERE version = "
+                     "(SELECT MAX(version) FROM schema_migrations)")
+        rc, out, err = self.srv.cli("migrate", "current")
+        self.assertEqual(rc, 0, err)
+        self.assertRegex(out.strip(), r"^(sqlite|postgresql): database is at \d+, "
+                         r"this binary knows up to \d+: 1 pending$")
+
     def test_migrate_history_lists_version_1(self):
         rc, out, err = self.srv.cli("migrate", "history")
         self.assertEqual(rc, 0, err)
@@ -264,6 +334,63 @@ class Cli(unittest.TestCase):
             "ENVIRONMENT": "production", "JWT_SECRET_KEY": None, "ENCRYPTION_KEY": key})
         self.assertNotEqual(rc, 0)
         self.assertIn("JWT_SECRET_KEY", err)
+
+    def test_production_requires_encryption_key(self):
+        rc, out, err = self.srv.cli("serve", timeout=15, env={
+            "ENVIRONMENT": "production", "JWT_SECRET_KEY": "p" * 40, "ENCRYPTION_KEY": None})
+        self.assertNotEqual(rc, 0)
+        lines = [l for l in err.splitlines() if l.strip()]
+        self.assertEqual(len(lines), 1, err)
+        self.assertIn("ENCRYPTION_KEY", lines[0])
+        # production never generates keys into the data directory
+        self.assertFalse(os.path.exists(os.path.join(self.srv.data_dir, "jwt_secret.key")))
+
+    def test_development_generates_keys_once(self):
+        def keys():
+            out = {}
+            for f in os.listdir(self.srv.data_dir):
+                if f.endswith(".key"):
+                    with open(os.path.join(self.srv.data_dir, f), "rb") as fh:
+                        out[f] = fh.read()
+            return out
+        self.assertEqual(keys(), {})
+        rc, out, err = self.srv.cli("org", "create", "--name", "Keys", "--slug", "keys")
+        self.assertEqual(rc, 0, err)
+        rc, out, err = self.srv.cli("user", "create", "--email", "k@keys.test", "--password",
+                                    "longpassword", "--org", "keys", "--role", "viewer")
+        self.assertEqual(rc, 0, err)
+        self.srv.start()
+        first = keys()
+        self.assertEqual(sorted(first), ["encryption.key", "jwt_secret.key"])
+        r = self.srv.request("POST", "/api/v1/auth/login",
+                             {"email": "k@keys.test", "password": "longpassword"})
+        self.assertEqual(r.status, 200, r.text)
+        token = r.json()["access_token"]
+        self.assertEqual(self.srv.stop(), 0)
+        self.srv.start()
+        self.assertEqual(keys(), first, "the keys were generated again")
+        # a token signed before the restart still verifies after it
+        r = self.srv.request("GET", "/api/v1/auth/me", headers={"Authorization": "Bearer " + token})
+        self.assertEqual(r.status, 200, r.text)
+
+    def test_bootstrap_creates_the_demo_admin_once(self):
+        rc, out, err = self.srv.cli("bootstrap")
+        self.assertEqual(rc, 0, err)
+        self.assertIn('organization "demo"', out)
+        email = re.search(r"email:\s+(\S+)", out).group(1)
+        password = re.search(r"password:\s+(\S+)", out).group(1)
+        self.assertEqual(self.srv.sql("SELECT role FROM users WHERE email = '%s'" % email).strip(),
+                         "org_admin")
+        self.assertEqual(self.srv.sql("SELECT o.slug FROM organizations o JOIN users u "
+                                      "ON u.organization_id = o.id WHERE u.email = '%s'"
+                                      % email).strip(), "demo")
+        rc, out2, err2 = self.srv.cli("bootstrap")
+        self.assertEqual(rc, 0, err2)
+        self.assertNotIn(password, out2 + err2, "the password was printed twice")
+        self.assertEqual(self.srv.sql("SELECT COUNT(*) FROM organizations").strip(), "1")
+        self.srv.start()
+        r = self.srv.request("POST", "/api/v1/auth/login", {"email": email, "password": password})
+        self.assertEqual(r.status, 200, r.text)
 
     def test_org_create_and_duplicate_slug(self):
         rc, out, err = self.srv.cli("org", "create", "--name", "Acme", "--slug", "acme")

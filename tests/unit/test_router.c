@@ -50,6 +50,12 @@ static const struct match_case cases[] = {
 	{ "GET", "/", ROUTE_FOUND, "/", NULL, NULL, NULL, NULL, NULL },
 	{ "GET", "/api/v1/users", ROUTE_FOUND, "/api/v1/users", NULL, NULL, NULL, NULL, NULL },
 	{ "POST", "/api/v1/users", ROUTE_FOUND, "/api/v1/users", NULL, NULL, NULL, NULL, NULL },
+	/* HEAD is answered by the GET route */
+	{ "HEAD", "/health", ROUTE_FOUND, "/health", NULL, NULL, NULL, NULL, NULL },
+	{ "HEAD", "/api/v1/users/42", ROUTE_FOUND, "/api/v1/users/{id}", NULL, "id", "42",
+	  NULL, NULL },
+	{ "HEAD", "/api/v1/templates/sync", ROUTE_FOUND, "/api/v1/templates/{id}", NULL, "id",
+	  "sync", NULL, NULL },
 	/* one param */
 	{ "GET", "/api/v1/users/0192f3a0-7b1c-7c00-8000-000000000001", ROUTE_FOUND,
 	  "/api/v1/users/{id}", NULL, "id", "0192f3a0-7b1c-7c00-8000-000000000001", NULL, NULL },
@@ -89,14 +95,15 @@ static const struct match_case cases[] = {
 	{ "GET", "/HEALTH", ROUTE_NOT_FOUND, NULL, NULL, NULL, NULL, NULL, NULL },
 	{ "GET", "/healthz", ROUTE_NOT_FOUND, NULL, NULL, NULL, NULL, NULL, NULL },
 	/* 405 with Allow (table order, no duplicates) */
-	{ "PUT", "/api/v1/users", ROUTE_METHOD_NOT_ALLOWED, NULL, "GET, POST", NULL, NULL,
+	{ "PUT", "/api/v1/users", ROUTE_METHOD_NOT_ALLOWED, NULL, "GET, HEAD, POST", NULL, NULL,
 	  NULL, NULL },
-	{ "POST", "/api/v1/users/7", ROUTE_METHOD_NOT_ALLOWED, NULL, "GET, PATCH, DELETE", NULL,
+	{ "POST", "/api/v1/users/7", ROUTE_METHOD_NOT_ALLOWED, NULL, "GET, HEAD, PATCH, DELETE",
+	  NULL, NULL, NULL, NULL },
+	{ "DELETE", "/health", ROUTE_METHOD_NOT_ALLOWED, NULL, "GET, HEAD", NULL, NULL, NULL, NULL },
+	{ "PUT", "/api/v1/templates/sync", ROUTE_METHOD_NOT_ALLOWED, NULL, "GET, HEAD, POST", NULL,
 	  NULL, NULL, NULL },
-	{ "DELETE", "/health", ROUTE_METHOD_NOT_ALLOWED, NULL, "GET", NULL, NULL, NULL, NULL },
-	{ "PUT", "/api/v1/templates/sync", ROUTE_METHOD_NOT_ALLOWED, NULL, "GET, POST", NULL,
-	  NULL, NULL, NULL },
-	{ "get", "/health", ROUTE_METHOD_NOT_ALLOWED, NULL, "GET", NULL, NULL, NULL, NULL },
+	{ "get", "/health", ROUTE_METHOD_NOT_ALLOWED, NULL, "GET, HEAD", NULL, NULL, NULL, NULL },
+	{ "head", "/health", ROUTE_METHOD_NOT_ALLOWED, NULL, "GET, HEAD", NULL, NULL, NULL, NULL },
 };
 
 static void test_match_table(void **state)
@@ -115,7 +122,8 @@ static void test_match_table(void **state)
 		if (c->want == ROUTE_FOUND) {
 			assert_non_null(rt);
 			assert_string_equal(rt->pattern, c->want_pattern);
-			assert_string_equal(rt->method, c->method);
+			assert_string_equal(rt->method, strcmp(c->method, "HEAD") == 0 ?
+							       "GET" : c->method);
 		} else {
 			assert_null(rt);
 		}
