@@ -10,7 +10,12 @@
  *   may be sent only while it is in the future (send.h checks it).
  * - Lists are ordered by most recent activity: COALESCE(last_message_at,
  *   created_at) DESC, id DESC (a conversation opened by a send before any
- *   message has only created_at), keyset paged on that pair.
+ *   message has only created_at), keyset paged on that pair. The index
+ *   conversations_org_activity_idx (migration 0012) is on that very
+ *   expression, so a page walks limit + 1 index entries instead of
+ *   sorting the org's conversations; unread_count is a counter kept on the
+ *   row (the webhook processor adds, conversations_mark_read zeroes it),
+ *   never counted from messages. bench/conversations.sh measures it.
  * - Reading: GET /conversations/{id}/messages marks the conversation read
  *   (unread_count = 0, conversations_mark_read), which is what an inbox
  *   user expects when they open a thread. GET /conversations/{id} does not.

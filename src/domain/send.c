@@ -202,13 +202,19 @@ static int audit_send(struct db_conn *c, struct prepare_tx *t)
 	return rc;
 }
 
-/* Contact, conversation, queued message, audit row. */
+/* Contact, conversation, queued message, audit row. A unique violation
+ * creating the contact or opening the conversation means another
+ * transaction (a concurrent send, the webhook processor) created it after
+ * we looked (PostgreSQL, READ COMMITTED; SQLite writers are serialised):
+ * DB_ERR_RETRY runs the transaction again, which then finds that row. */
 static int store_queued(struct db_conn *c, struct prepare_tx *t, bool have_contact)
 {
 	const char *org = t->actor->org_id;
 	int rc = have_contact ? 0 : contact_create(c, org, t->wa_id, &t->contact);
 	if (rc == 0)
 		rc = conversations_open(c, org, t->contact.id, t->number.id, &t->conv);
+	if (rc == DB_ERR_CONFLICT)
+		return DB_ERR_RETRY;
 	if (rc != 0)
 		return rc;
 	bool text = t->in->type == SEND_TEXT;

@@ -13,7 +13,9 @@
  *      opened, the message inserted 'queued', the conversation's
  *      last_message_at moved, and the audit row (action "send", table
  *      "messages") written -- all in that transaction, which also reads the
- *      number's access token. A refusal rolls everything back.
+ *      number's access token. A refusal rolls everything back. Losing the
+ *      race to create the contact or open the conversation (unique index)
+ *      reruns the transaction, which then finds the winner's row.
  *   2. the Graph call, OUTSIDE any transaction, with the number's token.
  *      Transient errors (graph_error_is_transient: 130429, 131000, 131016,
  *      5xx, timeouts, ...) are retried by the Graph client: SEND_RETRIES

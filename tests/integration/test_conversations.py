@@ -1,7 +1,8 @@
 """The inbox: GET /api/v1/conversations (filters, unread_count, order),
 GET /conversations/{id}, /messages (oldest first, paging, marks read),
 assign (same-org active users only) and close (a new inbound message then
-opens a new conversation), with audit rows. Inbound messages arrive as real
+opens a new conversation), with audit rows, and the list query's plan
+(an index walk, no sort: migration 0012). Inbound messages arrive as real
 signed webhooks (helpers in test_messages.InboxCase). Both engines."""
 
 import time
@@ -143,6 +144,41 @@ class ConversationsTest(InboxCase):
         self.assertEqual(self.call("GET", "/api/v1/conversations/" + c1["id"]).json()["status"],
                          "closed")
         self.assertEqual(self.send_text(w1, number=number).status, 202)
+
+    def test_list_plan_uses_the_index(self):
+        """The list query, as conversations_list (src/domain/conversations.c)
+        sends it for a first page, walks conversations_org_activity_idx
+        (migration 0012) in order: no sort of all the org's conversations,
+        which is what made the page cost grow with the inbox (bench/
+        conversations.sh). On PostgreSQL the prepared statement's generic
+        plan, with seq scans and sorts priced out so the tiny test table
+        cannot hide a missing index."""
+        sql = ("SELECT cv.id, cv.organization_id, cv.whatsapp_number_id, cv.status, "
+               "cv.assigned_to, COALESCE(cv.last_message_at, 0), "
+               "COALESCE(cv.last_inbound_at, 0), COALESCE(cv.window_expires_at, 0), "
+               "cv.unread_count, cv.created_at, cv.updated_at, ct.id, ct.name, ct.wa_id, "
+               "ct.bsuid FROM conversations cv JOIN contacts ct ON ct.id = cv.contact_id "
+               "WHERE TRUE AND cv.organization_id = %s%s AND "
+               "(COALESCE(cv.last_message_at, cv.created_at), cv.id) < (%s, %s) "
+               "ORDER BY COALESCE(cv.last_message_at, cv.created_at) DESC, cv.id DESC "
+               "LIMIT %s")
+        org = self.a["org_id"]
+        for status in ("", " AND cv.status = 'open'"):
+            with self.subTest(status=status):
+                if self.srv.engine == "sqlite":
+                    plan = self.srv.sql("EXPLAIN QUERY PLAN " + sql % (
+                        "'%s'" % org, status, "9223372036854775807",
+                        "'ffffffff-ffff-ffff-ffff-ffffffffffff'", "51"))
+                    self.assertNotIn("TEMP B-TREE", plan)
+                else:
+                    plan = self.srv.sql(
+                        "SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off; "
+                        "SET enable_sort = off; PREPARE q(uuid, bigint, uuid, bigint) AS "
+                        + sql % ("$1", status, "$2", "$3", "$4") + "; EXPLAIN EXECUTE q('"
+                        + org + "', 9223372036854775807, "
+                        "'ffffffff-ffff-ffff-ffff-ffffffffffff', 51)")
+                    self.assertNotIn("Sort", plan)
+                self.assertIn("conversations_org_activity_idx", plan)
 
     def test_unknown_ids(self):
         for path in ("/api/v1/conversations/00000000-0000-7000-8000-000000000000",

@@ -5,10 +5,14 @@ the customer-service window. Runs on both engines.
 Covers: the exact body and Authorization header Meta receives; 422
 outside_service_window with no Graph call and no message row (no inbound,
 window expired); templates (not approved -> 422 template_not_approved;
-approved -> exact components; bad parameters -> 422); retry on 130429 then
-success (2 calls); permanent 131026 -> failed with error_code; status
-webhooks moving the message forward; validation; viewers refused;
-cross-tenant 404s. The helpers (InboxCase) are shared with
+approved -> exact components; bad parameters -> 422); retry on 130429,
+131000 (500) and 131016 (503) then success (2 calls), growing waits, and a
+transient error that never stops given up after 3 calls (failed); the row
+queued without a wamid while Meta answers; concurrent sends to a new
+contact (one contact, one conversation, no 500); permanent 131026 ->
+failed with error_code; status webhooks moving the message forward;
+validation; viewers refused; cross-tenant 404s (and another org's
+template -> 422). The helpers (InboxCase) are shared with
 test_conversations.py."""
 
 import hashlib
@@ -16,6 +20,7 @@ import hmac
 import itertools
 import json
 import os
+import threading
 import time
 import unittest
 
@@ -266,6 +271,34 @@ class MessagesTest(InboxCase):
         self.assertEqual(cv["id"], m["conversation_id"])
         self.assertIsNone(cv["window_expires_at"])
 
+    def test_concurrent_sends_to_a_new_contact(self):
+        """Template sends racing to a phone the org does not know yet: each
+        is sent; one contact and one open conversation hold them all (the
+        loser of the race to create them finds the winner's rows instead of
+        failing on the unique index)."""
+        tpl = self.approved_template()
+        wa = fresh_phone()
+        results = []
+
+        def send():
+            results.append(self.call("POST", "/api/v1/messages", {
+                "whatsapp_number_id": self.number["id"], "to": wa, "type": "template",
+                "template": {"template_id": tpl["id"], "parameters": []}}))
+        threads = [threading.Thread(target=send) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        self.assertEqual(sorted(r.status for r in results), [202] * 8, results)
+        self.assertEqual([r.json()["status"] for r in results], ["sent"] * 8)
+        self.assertEqual(len({r.json()["conversation_id"] for r in results}), 1)
+        self.assertEqual(self.sql_scalar(
+            "SELECT COUNT(*) FROM contacts WHERE wa_id = '%s'" % wa), "1")
+        self.assertEqual(self.sql_scalar(
+            "SELECT COUNT(*) FROM messages m JOIN contacts c ON c.id = m.contact_id "
+            "WHERE c.wa_id = '%s'" % wa), "8")
+        self.assertEqual(len(self.sends()), 8)
+
     def test_template_bad_parameters(self):
         tpl = self.approved_template(components=[
             {"type": "BODY", "text": "Hi {{1}}, order {{2}}.",
@@ -306,6 +339,69 @@ class MessagesTest(InboxCase):
         self.assertEqual(len(self.sends()), 1)  # not retried
         got = self.call("GET", "/api/v1/messages/" + m["id"]).json()
         self.assertEqual((got["status"], got["error_code"]), ("failed", 131026))
+
+    def test_transient_errors_retried_with_backoff_then_bounded(self):
+        """131000 (HTTP 500) and 131016 (HTTP 503) are retried like 130429;
+        the waits grow (backoff: SEND_BACKOFF_BASE_MS 200 doubling, jitter
+        in [d/2, d]); a transient error that does not stop is given up
+        after SEND_RETRIES (2) retries: 3 calls, then failed with Meta's
+        code."""
+        for code, http_status in ((131000, 500), (131016, 503)):
+            with self.subTest(code=code):
+                self.fake.reset()
+                wa = fresh_phone()
+                self.open_window(wa)
+                self.fake.error(match={"path_regex": "/messages$"}, code=code,
+                                http_status=http_status, count=1)
+                r = self.send_text(wa)
+                self.assertEqual(r.status, 202, r)
+                self.assertEqual(r.json()["status"], "sent")
+                self.assertEqual(len(self.sends()), 2)
+        self.fake.reset()
+        wa = fresh_phone()
+        self.open_window(wa)
+        self.fake.error(match={"path_regex": "/messages$"}, code=130429, http_status=400,
+                        count=0)  # forever
+        r = self.send_text(wa, "never-through-%s" % wa)
+        self.assertEqual(r.status, 202, r)
+        m = r.json()
+        self.assertEqual((m["status"], m["error_code"]), ("failed", 130429))
+        self.assertIsNone(m["wamid"])
+        calls = self.sends()
+        self.assertEqual(len(calls), 3)
+        gaps = [b["ts"] - a["ts"] for a, b in zip(calls, calls[1:])]
+        self.assertGreaterEqual(gaps[0], 0.09, gaps)   # >= 200 ms / 2
+        self.assertGreaterEqual(gaps[1], 0.19, gaps)   # >= 400 ms / 2
+
+    def test_row_is_queued_before_the_graph_call(self):
+        """The message row exists, queued and without a wamid, while Meta
+        is still answering; it gets the wamid Meta returned afterwards."""
+        wa = fresh_phone()
+        self.open_window(wa)
+        self.fake.control("POST", "/_fake/latency", {"ms": 1500})
+        text = "queued-first-%s" % wa
+        seen, result = [], {}
+
+        def send():
+            result["r"] = self.send_text(wa, text)
+        t = threading.Thread(target=send)
+        t.start()
+        try:
+            self.wait_for(lambda: len(self.sends()) == 1, "the Graph call")
+            seen.append(self.sql_scalar(
+                "SELECT status || '|' || COALESCE(wamid, 'null') FROM messages "
+                "WHERE text = '%s'" % text))
+        finally:
+            t.join(30)
+        self.assertEqual(seen, ["queued|null"])
+        r = result["r"]
+        self.assertEqual(r.status, 202, r)
+        m = r.json()
+        self.assertEqual(m["status"], "sent")
+        self.assertEqual(m["wamid"], self.sends()[0]["wamid"])
+        self.assertEqual(self.sql_scalar(
+            "SELECT status || '|' || wamid FROM messages WHERE id = '%s'" % m["id"]),
+            "sent|" + m["wamid"])
 
     def test_status_webhooks_move_it_forward(self):
         wa = fresh_phone()
@@ -383,6 +479,15 @@ class MessagesTest(InboxCase):
         nb = self.new_number(self.b)
         r = self.send_text(wa, number=nb, tenant=self.b)
         self.assertEqual(r.json()["error"]["code"], "outside_service_window")
+        # B's own number with A's approved template: as if it did not exist
+        tpl = self.approved_template()
+        r = self.call("POST", "/api/v1/messages", {
+            "whatsapp_number_id": nb["id"], "to": wa, "type": "template",
+            "template": {"template_id": tpl["id"], "parameters": []}}, tenant=self.b)
+        self.assertEqual(r.status, 422, r)
+        self.assertEqual(r.json()["error"]["details"][0]["field"], "template.template_id")
+        self.assertNotIn(tpl["name"], r.text)
+        self.assertEqual(self.sends(), [])
 
     def test_cross_tenant_routes(self):
         tenancy.check_cross_tenant(self, self.srv, self.a, self.b,

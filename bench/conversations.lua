@@ -1,0 +1,43 @@
+-- wrk script for GET /api/v1/conversations (the URL carries limit=50)
+-- with an agent's access token from the environment (bench/conversations.sh):
+--   PYTAKE_BENCH_TOKEN=<access token> wrk ... -s bench/conversations.lua URL
+-- Prints one summary line like bench/auth_me.lua:
+--   SUMMARY requests_per_sec=... p50_ms=... p99_ms=... non_2xx=... errors=...
+
+local threads = {}
+
+function setup(thread)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  non_2xx = 0
+  local token = os.getenv("PYTAKE_BENCH_TOKEN")
+  if token == nil or token == "" then
+    error("PYTAKE_BENCH_TOKEN is not set")
+  end
+  wrk.headers["Accept"] = "application/json"
+  wrk.headers["Authorization"] = "Bearer " .. token
+end
+
+function response(status, headers, body)
+  if status < 200 or status > 299 then
+    non_2xx = non_2xx + 1
+  end
+end
+
+function done(summary, latency, requests)
+  local bad = 0
+  for _, t in ipairs(threads) do
+    bad = bad + (t:get("non_2xx") or 0)
+  end
+  local seconds = summary.duration / 1e6
+  local errors = summary.errors.connect + summary.errors.read +
+    summary.errors.write + summary.errors.timeout
+  io.write(string.format(
+    "SUMMARY requests_per_sec=%.0f p50_ms=%.3f p99_ms=%.3f non_2xx=%d errors=%d requests=%d\n",
+    summary.requests / seconds,
+    latency:percentile(50) / 1000.0,
+    latency:percentile(99) / 1000.0,
+    bad, errors, summary.requests))
+end
