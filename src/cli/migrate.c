@@ -14,8 +14,8 @@ static int migrate_current(struct app *app)
 		cli_fail("%s", err);
 		return 1;
 	}
-	printf("database (%s) is at %d, this binary knows up to %d: %s\n",
-	       db_engine_name(app->db), st.current, st.head, st.message);
+	/* st.message already says where the database and the binary are */
+	printf("%s: %s\n", db_engine_name(app->db), st.message);
 	return 0;
 }
 

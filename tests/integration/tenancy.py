@@ -18,6 +18,12 @@ srv, tenant, su_token, ids) demands 403 forbidden exactly where API.md's
 table says no, and anything but 401/403 where it says yes.
 
 Tenants come from harness.make_tenant (users org_admin/agent/viewer).
+
+test_users.py holds the lists to the server's route table (`pytake
+routes`): every /api/v1 route with an id in its path must be in
+TENANT_ROUTES (or NOT_TENANT_SCOPED, with the reason), and every
+authenticated /api/v1 route in ROLE_ROUTES with the least role the route
+table names. A new route without a line here fails that test.
 """
 
 from harness import bearer
@@ -56,7 +62,21 @@ TENANT_ROUTES = [
     ("DELETE", "/api/v1/contacts/{contact_id}", None),
     ("POST", "/api/v1/contacts/{contact_id}/opt-out", None),
     ("POST", "/api/v1/contacts/{opted_out_contact_id}/opt-in", None),
+    # campaigns
+    ("GET", "/api/v1/campaigns/{campaign_id}", None),
+    ("POST", "/api/v1/campaigns/{campaign_id}/estimate", None),
+    ("POST", "/api/v1/campaigns/{campaign_id}/start", None),
+    ("POST", "/api/v1/campaigns/{campaign_id}/pause", None),
+    ("POST", "/api/v1/campaigns/{campaign_id}/resume", None),
+    ("POST", "/api/v1/campaigns/{campaign_id}/cancel", None),
+    ("GET", "/api/v1/campaigns/{campaign_id}/recipients", None),
 ]
+
+# Routes with an id in the path that are not tenant-scoped, and why
+# (test_users.py checks every other one is in TENANT_ROUTES).
+NOT_TENANT_SCOPED = {
+    ("GET", "/api/v1/organizations/{id}"): "super_admin reads any organization",
+}
 
 
 def _user_ids(srv, tenant):
@@ -170,7 +190,28 @@ def _contact_ids(srv, tenant):
             "opted_out_contact_id": make_contact(srv, tenant, opted_in=False)["id"]}
 
 
-RESOURCE_MAKERS = [_user_ids, _number_ids, _template_ids, _conversation_ids, _contact_ids]
+def _campaign_ids(srv, tenant):
+    """campaign_id: a draft campaign; ended_campaign_id: a cancelled one
+    (start/pause/resume/cancel answer 409 to a role that may act, so the
+    role matrix starts nothing). Written straight into the database so no
+    rate card, audience or approved template is needed."""
+    import time
+    import uuid
+    number = make_number(srv, tenant)["id"]
+    template = make_template(srv, tenant, number)["id"]
+    now = int(time.time() * 1e6)
+    ids = {}
+    for name, status in (("campaign_id", "draft"), ("ended_campaign_id", "cancelled")):
+        ids[name] = str(uuid.uuid4())
+        srv.sql("INSERT INTO campaigns (id, organization_id, name, whatsapp_number_id, template_id, "
+                "audience, status, created_at, updated_at) VALUES ('%s', '%s', 'Tenancy %s', '%s', "
+                "'%s', '{\"tags\": [\"nobody\"]}', '%s', %d, %d)"
+                % (ids[name], tenant["org_id"], status, number, template, status, now, now))
+    return ids
+
+
+RESOURCE_MAKERS = [_user_ids, _number_ids, _template_ids, _conversation_ids, _contact_ids,
+                   _campaign_ids]
 
 SNAPSHOTS = {
     "user_id": "/api/v1/users/{user_id}",
@@ -180,6 +221,7 @@ SNAPSHOTS = {
     "message_id": "/api/v1/messages/{message_id}",
     "contact_id": "/api/v1/contacts/{contact_id}",
     "opted_out_contact_id": "/api/v1/contacts/{opted_out_contact_id}",
+    "campaign_id": "/api/v1/campaigns/{campaign_id}",
 }
 
 # Bodies of writes are chosen so an allowed call does no harm ({} -> 422 on
@@ -239,7 +281,30 @@ ROLE_ROUTES = [
     ("GET", "/api/v1/costs/budget", None, "viewer"),
     ("PUT", "/api/v1/costs/budget", {}, "org_admin"),
     ("GET", "/api/v1/costs/alerts", None, "viewer"),
+    # campaigns: reads (and the estimate) for every role, the rest org_admin
+    # (POST {} is 422; actions on a cancelled campaign are 409)
+    ("GET", "/api/v1/campaigns", None, "viewer"),
+    ("POST", "/api/v1/campaigns", {}, "org_admin"),
+    ("GET", "/api/v1/campaigns/{campaign_id}", None, "viewer"),
+    ("POST", "/api/v1/campaigns/{campaign_id}/estimate", None, "viewer"),
+    ("POST", "/api/v1/campaigns/{ended_campaign_id}/start", None, "org_admin"),
+    ("POST", "/api/v1/campaigns/{ended_campaign_id}/pause", None, "org_admin"),
+    ("POST", "/api/v1/campaigns/{ended_campaign_id}/resume", None, "org_admin"),
+    ("POST", "/api/v1/campaigns/{ended_campaign_id}/cancel", None, "org_admin"),
+    ("GET", "/api/v1/campaigns/{campaign_id}/recipients", None, "viewer"),
+    # organizations by id and rate cards: super_admin (a PUT that is not
+    # CSV is refused after the role check)
+    ("GET", "/api/v1/organizations/{org_id}", None, "super_admin"),
+    ("GET", "/api/v1/pricing/rates", None, "viewer"),
+    ("PUT", "/api/v1/pricing/rates", {}, "super_admin"),
 ]
+
+
+# Authenticated routes the role matrix leaves out, and why (test_users.py
+# checks every other one is in ROLE_ROUTES).
+NOT_IN_ROLE_MATRIX = {
+    ("POST", "/api/v1/auth/logout"): "ends the caller's session (every role may; test_auth.py)",
+}
 
 
 def collect_ids(srv, tenant):
@@ -285,7 +350,7 @@ def check_role_matrix(tc, srv, tenant, su_token, ids, routes=None):
     """Each route x role: 403 forbidden exactly when the role is below the
     route's least role; otherwise neither 401 nor 403. ids the caller does
     not pass come from RESOURCE_MAKERS (tenant's own resources)."""
-    ids = dict(collect_ids(srv, tenant), **ids)  # the caller's ids win
+    ids = dict(collect_ids(srv, tenant), org_id=tenant["org_id"], **ids)  # the caller's ids win
     tokens = {role: tenant["users"][role]["token"] for role in ("viewer", "agent", "org_admin")}
     tokens["super_admin"] = su_token
     for method, path, body, least in routes or ROLE_ROUTES:

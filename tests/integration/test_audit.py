@@ -1,6 +1,7 @@
 """Audit log: rows for user create/update/deactivate with {field: [old,
-new]}, no secrets, the request id and ip; logins; filters, cursor paging,
-validation, tenant isolation. Runs on both engines."""
+new]}, no secrets, the request id and ip; logins; the row and its change
+commit together (a refused audit insert undoes the change); filters,
+cursor paging, validation, tenant isolation. Runs on both engines."""
 
 import time
 import unittest
@@ -96,6 +97,65 @@ class AuditTest(unittest.TestCase):
         self.assertEqual(r.status, 409)
         after = len(self.logs("?limit=200&table_name=users&action=create")["items"])
         self.assertEqual(before, after)
+
+    def refuse_audit_rows(self, org_id):
+        """A trigger that makes every audit insert of org_id fail; returns
+        the SQL that removes it again."""
+        if self.srv.engine == "postgresql":
+            self.srv.sql("CREATE OR REPLACE FUNCTION audit_refuse() RETURNS trigger "
+                         "LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'audit refused'; END $$")
+            self.srv.sql("CREATE TRIGGER audit_refuse BEFORE INSERT ON audit_logs FOR EACH ROW "
+                         "WHEN (NEW.organization_id = '%s') EXECUTE FUNCTION audit_refuse()" % org_id)
+            return "DROP TRIGGER audit_refuse ON audit_logs"
+        self.srv.sql("CREATE TRIGGER audit_refuse BEFORE INSERT ON audit_logs "
+                     "WHEN NEW.organization_id = '%s' "
+                     "BEGIN SELECT RAISE(ABORT, 'audit refused'); END" % org_id)
+        return "DROP TRIGGER audit_refuse"
+
+    def test_change_and_audit_row_commit_together(self):
+        """When the audit row cannot be written, the change it records is
+        rolled back too (one transaction), for writes and for logins."""
+        t = make_tenant(self.srv, self.su["token"], "atomic", roles=("agent",))
+        hdr = self.hdr(t)
+        agent = t["users"]["agent"]
+        before_user = self.srv.request("GET", "/api/v1/users/" + agent["id"], headers=hdr).json()
+        before_org = self.srv.request("GET", "/api/v1/organizations/me", headers=hdr).json()
+        sessions = self.srv.sql("SELECT COUNT(*) FROM refresh_tokens WHERE user_id = '%s'"
+                                % agent["id"]).strip()
+        undo = self.refuse_audit_rows(t["org_id"])
+        try:
+            writes = [
+                ("PATCH", "/api/v1/users/" + agent["id"], {"full_name": "Never Saved"}),
+                ("DELETE", "/api/v1/users/" + agent["id"], None),
+                ("POST", "/api/v1/users", {"email": "ghost@atomic.test", "password": "password-123",
+                                           "full_name": "Ghost", "role": "viewer"}),
+                ("PATCH", "/api/v1/organizations/me", {"name": "Never Renamed"}),
+            ]
+            for method, path, body in writes:
+                with self.subTest(write="%s %s" % (method, path)):
+                    r = self.srv.request(method, path, body, headers=hdr)
+                    self.assertGreaterEqual(r.status, 500, r)
+                    self.assertIn("error", r.json())
+            r = self.srv.request("POST", "/api/v1/auth/login",
+                                 {"email": agent["email"], "password": t["password"]})
+            self.assertGreaterEqual(r.status, 500, r)
+            self.assertNotIn("access_token", r.text)
+        finally:
+            self.srv.sql(undo)
+        self.assertEqual(self.srv.request("GET", "/api/v1/users/" + agent["id"],
+                                          headers=hdr).json(), before_user)
+        self.assertEqual(self.srv.request("GET", "/api/v1/organizations/me",
+                                          headers=hdr).json(), before_org)
+        self.assertEqual(self.srv.sql("SELECT COUNT(*) FROM users WHERE email = 'ghost@atomic.test'")
+                         .strip(), "0")
+        self.assertEqual(self.srv.sql("SELECT COUNT(*) FROM refresh_tokens WHERE user_id = '%s'"
+                                      % agent["id"]).strip(), sessions)
+        # and with the audit log writable again, the same write goes through
+        r = self.srv.request("PATCH", "/api/v1/users/" + agent["id"], {"full_name": "Saved"},
+                             headers=hdr)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(self.logs("?record_id=%s&action=update" % agent["id"], tenant=t)
+                         ["items"][0]["changes"]["full_name"][1], "Saved")
 
     def test_login_rows(self):
         rows = self.logs("?action=login&user_id=" + self.a["users"]["viewer"]["id"])["items"]

@@ -425,6 +425,45 @@ class ShortLivedTokens(AuthBase):
         self.assertEqual(claims["exp"] - claims["iat"], 60)
 
 
+class SecretsNeverLogged(AuthBase):
+    """LOG_LEVEL=debug: whatever the auth routes do, no password, token or
+    key reaches the server's log."""
+    env = {"LOG_LEVEL": "debug"}
+
+    def test_no_secret_in_the_log(self):
+        email = self.make_user("logged@example.com", "org_admin")
+        self.login(email, "a wrong password", expect=401)
+        tok = self.tokens(email)
+        pair = self.srv.request("POST", "/api/v1/auth/refresh",
+                                {"refresh_token": tok["refresh_token"]}).json()
+        replay = self.srv.request("POST", "/api/v1/auth/refresh",
+                                  {"refresh_token": tok["refresh_token"]})
+        self.assertEqual(replay.status, 401)
+        pair = self.tokens(email)
+        created = self.srv.request("POST", "/api/v1/users", {
+            "email": "made@example.com", "password": "made-password-77", "full_name": "M",
+            "role": "viewer"}, headers=bearer(pair["access_token"]))
+        self.assertEqual(created.status, 201, created.text)
+        forged = make_jwt(self.jwt_key(), {"sub": "x"}, alg="none", sign=False)
+        self.assertEqual(self.me(forged).status, 401)
+        out = self.srv.request("POST", "/api/v1/auth/logout",
+                               {"refresh_token": pair["refresh_token"]},
+                               headers=bearer(pair["access_token"]))
+        self.assertEqual(out.status, 204, out.text)
+        self.assertEqual(self.me(pair["access_token"]).status, 401)
+        log = self.srv.log_text()
+        self.assertIn("/api/v1/auth/refresh", log)  # the requests were logged
+        secrets_ = [PASSWORD, "a wrong password", "made-password-77", self.jwt_key().decode(),
+                    tok["access_token"], tok["refresh_token"], pair["access_token"],
+                    pair["refresh_token"], forged]
+        for secret in secrets_:
+            with self.subTest(secret=secret[:12]):
+                self.assertNotIn(secret, log)
+                # not even the signature part of a token
+                if secret.count(".") == 2 and secret.split(".")[2]:
+                    self.assertNotIn(secret.split(".")[2], log)
+
+
 def redis_command(url, *args):
     """One command to Redis at url (redis://host:port) over RESP; returns
     the decoded reply (int, str, None or list)."""

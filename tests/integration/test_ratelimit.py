@@ -1,6 +1,6 @@
 """Rate limiting (API.md "Rate limiting"): per-IP and per-user token buckets,
 429 rate_limited with Retry-After and RateLimit-* headers, off with
-RATE_LIMIT_ENABLED=false, unlimited /health and /ready, one budget shared by
+RATE_LIMIT_ENABLED=false, unlimited /health, /ready and /webhooks/meta, one budget shared by
 two server processes through Redis, fail-open when Redis is down.
 
 Key space: the suite's Redis is shared and never flushed, and bucket keys
@@ -218,6 +218,43 @@ class InProcessLimits(LimitAssertions, unittest.TestCase):
             self.assertEqual(send(self.srv, "GET", "/api/v1/nope", ip).status, 404)
         self.assertEqual(send(self.srv, "GET", "/api/v1/auth/me", ip).headers.get(
             "RateLimit-Remaining"), "4")
+
+
+class MetaWebhooksUnlimited(unittest.TestCase):
+    """API.md: /webhooks/meta is not limited per IP (Meta sends bursts from
+    a few addresses); the address's budget for the API is untouched."""
+
+    APP_SECRET = "rl-webhook-app-secret"
+
+    def test_meta_webhooks_are_not_limited_per_ip(self):
+        import hashlib
+        import hmac
+        with Server(env=dict(LIMITED, META_APP_SECRET=self.APP_SECRET,
+                             WEBHOOK_VERIFY_TOKEN="rl-verify")) as srv:
+            ip = fresh_ip()
+            body = json.dumps({"object": "whatsapp_business_account", "entry": []}).encode()
+            sig = "sha256=" + hmac.new(self.APP_SECRET.encode(), body, hashlib.sha256).hexdigest()
+            for i in range(12):  # well over the limit of 5
+                conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10 * timeout_scale(),
+                                                  source_address=(ip, 0))
+                try:
+                    conn.request("POST", "/webhooks/meta", body=body, headers={
+                        "Content-Type": "application/json", "X-Hub-Signature-256": sig})
+                    resp = conn.getresponse()
+                    resp.read()
+                    with self.subTest(post=i):
+                        self.assertEqual(resp.status, 200)
+                        self.assertIsNone(resp.getheader("RateLimit-Remaining"))
+                finally:
+                    conn.close()
+                r = send(srv, "GET", "/webhooks/meta?hub.mode=subscribe&hub.verify_token=rl-verify"
+                         "&hub.challenge=42", ip)
+                self.assertEqual((r.status, r.body), (200, b"42"), r)
+                self.assertNotIn("RateLimit-Remaining", r.headers)
+            # The API budget of that address is still whole.
+            r = send(srv, "GET", "/api/v1/auth/me", ip)
+            self.assertEqual(r.status, 401, r)
+            self.assertEqual(r.headers.get("RateLimit-Remaining"), "4")
 
 
 class Disabled(unittest.TestCase):

@@ -1,6 +1,7 @@
 """Users API (org_admin): create/list/get/patch/deactivate, validation,
 email uniqueness, the super_admin guard, deactivation ending tokens,
-cross-tenant 404s and the role matrix. Runs on both engines."""
+cross-tenant 404s and the role matrix, and tenancy.py's route lists held
+to the binary's route table. Runs on both engines."""
 
 import re
 import unittest
@@ -242,6 +243,44 @@ class UsersTest(unittest.TestCase):
         victim = self.create("victim@matrix.test", tenant=t).json()["id"]
         ids = {"user_id": t["users"]["agent"]["id"], "victim_id": victim}
         tenancy.check_role_matrix(self, self.srv, t, self.su["token"], ids)
+
+
+class TenancyListsCoverTheRouteTable(unittest.TestCase):
+    """tenancy.py's lists against the binary's route table (`pytake
+    routes`): a new tenant-scoped route cannot skip the cross-tenant and
+    role checks by being forgotten there."""
+
+    @staticmethod
+    def shape(path):
+        return re.sub(r"\{[^}]*\}", "{}", path)
+
+    def test_every_id_route_and_every_role_is_listed(self):
+        srv = Server()
+        try:
+            rc, out, err = srv.cli("routes")
+        finally:
+            srv.close()
+        self.assertEqual(rc, 0, err)
+        table = [line.split("\t") for line in out.splitlines() if line.strip()]
+        api = [(m, p, role) for m, p, role, _flags in table if p.startswith("/api/v1/")]
+        self.assertGreater(len(api), 40, out)
+        tenant = {(m, self.shape(p)) for m, p, _b in tenancy.TENANT_ROUTES}
+        exempt = {(m, self.shape(p)) for m, p in tenancy.NOT_TENANT_SCOPED}
+        roles = {(m, self.shape(p)): least for m, p, _b, least in tenancy.ROLE_ROUTES}
+        no_roles = {(m, self.shape(p)) for m, p in tenancy.NOT_IN_ROLE_MATRIX}
+        for method, path, role in api:
+            key = (method, self.shape(path))
+            with self.subTest(route="%s %s" % key):
+                if "{" in path:
+                    self.assertTrue(key in tenant or key in exempt,
+                                    "not in tenancy.TENANT_ROUTES nor NOT_TENANT_SCOPED")
+                if role != "none" and key not in no_roles:
+                    self.assertIn(key, roles, "not in tenancy.ROLE_ROUTES nor NOT_IN_ROLE_MATRIX")
+                    self.assertEqual(roles[key], role, "ROLE_ROUTES and the route table disagree")
+        known = {(m, self.shape(p)) for m, p, _r in api}
+        for key in tenant | exempt | set(roles) | no_roles:
+            with self.subTest(listed="%s %s" % key):
+                self.assertIn(key, known, "listed in tenancy.py but not served")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 /* Unit tests for auth/tokens.c on an in-memory SQLite database: issuing,
- * rotation, replay, expiry, deactivation, logout, the access check and the
- * failed-login counters. */
+ * rotation, replay, expiry, deactivation, logout (and the revocation list's
+ * expiry), the access check and the failed-login counters. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -181,6 +181,41 @@ static void test_logout_and_access_check(void **state)
 	token_pair_release(&p);
 }
 
+static int64_t revoked_rows(struct fixture *f, const char *jti)
+{
+	struct db_res *r = NULL;
+	struct db_param prm[] = { DBP_TEXT(jti) };
+	int64_t n = -1;
+	assert_int_equal(db_exec(f->c, "SELECT COUNT(*) FROM revoked_tokens WHERE jti = $1", prm,
+				 1, &r, NULL),
+			 DB_OK);
+	n = db_get_int(r, 0, 0);
+	db_res_free(r);
+	return n;
+}
+
+/* The revocation list keeps a jti only while the token could still be
+ * used: a later logout purges entries past their access token's expiry. */
+static void test_revocations_expire(void **state)
+{
+	struct fixture *f = *state;
+	const int64_t later = NOW + INT64_C(901) * 1000000; /* past the first token's exp */
+	struct token_pair p = { 0 }, q = { 0 };
+	issue(f, NOW, &p);
+	assert_int_equal(tokens_logout(f->c, f->org.id, f->user.id, p.jti, p.access_exp, NULL,
+				       NOW + 1),
+			 DB_OK);
+	assert_int_equal(revoked_rows(f, p.jti), 1);
+	issue(f, later, &q);
+	assert_int_equal(tokens_logout(f->c, f->org.id, f->user.id, q.jti, q.access_exp, NULL,
+				       later + 1),
+			 DB_OK);
+	assert_int_equal(revoked_rows(f, p.jti), 0); /* expired: purged */
+	assert_int_equal(revoked_rows(f, q.jti), 1); /* still live: kept */
+	token_pair_release(&p);
+	token_pair_release(&q);
+}
+
 static void test_login_failures(void **state)
 {
 	struct fixture *f = *state;
@@ -236,6 +271,7 @@ int main(void)
 		cmocka_unit_test(test_rotation_and_replay),
 		cmocka_unit_test(test_rotate_rejects),
 		cmocka_unit_test(test_logout_and_access_check),
+		cmocka_unit_test(test_revocations_expire),
 		cmocka_unit_test(test_login_failures),
 		cmocka_unit_test(test_login_find_and_profile),
 	};
