@@ -91,8 +91,8 @@ int conversations_find(struct db_conn *c, const char *org_id, const char *id,
 			p, 2, out);
 }
 
-int conversations_find_open(struct db_conn *c, const char *org_id, const char *contact_id,
-			    const char *number_id, struct conversation *out)
+int conversations_find_current(struct db_conn *c, const char *org_id, const char *contact_id,
+			       const char *number_id, struct conversation *out)
 {
 	if (!uuid_is_valid(org_id) || !uuid_is_valid(contact_id) || !uuid_is_valid(number_id))
 		return 1;
@@ -100,20 +100,39 @@ int conversations_find_open(struct db_conn *c, const char *org_id, const char *c
 	return find_one(c,
 			"SELECT " CONV_COLS CONV_FROM
 			"WHERE cv.organization_id = $1 AND cv.contact_id = $2 "
-			"AND cv.whatsapp_number_id = $3 AND cv.status = 'open'",
+			"AND cv.whatsapp_number_id = $3 "
+			"ORDER BY CASE WHEN cv.status = 'open' THEN 0 ELSE 1 END, "
+			"cv.created_at DESC, cv.id DESC LIMIT 1",
 			p, 3, out);
 }
 
 int conversations_open(struct db_conn *c, const char *org_id, const char *contact_id,
 		       const char *number_id, struct conversation *out)
 {
-	int rc = conversations_find_open(c, org_id, contact_id, number_id, out);
-	if (rc != 1)
+	int rc = conversations_find_current(c, org_id, contact_id, number_id, out);
+	if (rc < 0)
 		return rc;
+	int64_t now = time_now_us();
+	if (rc == 0) {
+		if (strcmp(out->status, "open") == 0)
+			return 0;
+		/* reopen the most recent closed one; a concurrent opener makes
+		 * this a unique violation (DB_ERR_CONFLICT) */
+		struct db_param q[] = { DBP_TEXT(org_id), DBP_TEXT(out->id), DBP_INT(now) };
+		rc = db_exec(c,
+			     "UPDATE conversations SET status = 'open', updated_at = $3 "
+			     "WHERE organization_id = $1 AND id = $2 AND status = 'closed'",
+			     q, 3, NULL, NULL);
+		if (rc != DB_OK)
+			return rc;
+		char id[37];
+		snprintf(id, sizeof id, "%s", out->id);
+		rc = conversations_find(c, org_id, id, out);
+		return rc == 1 ? DB_ERR : rc;
+	}
 	char id[37];
 	if (uuid_v7_str(id) != 0)
 		return DB_ERR;
-	int64_t now = time_now_us();
 	struct db_param p[] = { DBP_TEXT(id), DBP_TEXT(org_id), DBP_TEXT(contact_id),
 				DBP_TEXT(number_id), DBP_INT(now) };
 	rc = db_exec(c,

@@ -1,8 +1,12 @@
 /* conversations: the shared inbox's threads. One conversation joins a
  * contact and one of the organization's WhatsApp numbers; at most one is
  * OPEN per (contact, number) (partial unique index in 0007_messaging.sql).
- * A closed one stays as history; the next inbound message (the webhook
- * processor) or an outbound send opens a new one.
+ * Closing is not the end of the thread: the next inbound message (the
+ * webhook processor) or an outbound send to the same (contact, number)
+ * REOPENS the most recent closed conversation (same id, its messages, its
+ * assignee), so an agent sees the customer's history in one place; a new
+ * conversation is opened only for a pair that never had one. The
+ * customer-service window belongs to the pair, so it survives closing.
  *
  * Design note
  * - window_expires_at is the end of Meta's customer-service window (last
@@ -73,14 +77,18 @@ json_t *conversation_json(const struct conversation *cv);
 int conversations_find(struct db_conn *c, const char *org_id, const char *id,
 		       struct conversation *out) __attribute__((warn_unused_result));
 
-/* The OPEN conversation of (contact_id, number_id) in org_id. 0, 1, < 0. */
-int conversations_find_open(struct db_conn *c, const char *org_id, const char *contact_id,
-			    const char *number_id, struct conversation *out)
+/* The conversation a message of (contact_id, number_id) belongs to: the
+ * open one, else the most recent closed one (index conversations_pair_idx,
+ * migration 0013). 0, 1 none, < 0. */
+int conversations_find_current(struct db_conn *c, const char *org_id, const char *contact_id,
+			       const char *number_id, struct conversation *out)
 	__attribute__((warn_unused_result));
 
-/* The open conversation of (contact_id, number_id), opened now (no
- * window, nothing unread) when there is none. Both ids must belong to
- * org_id (the caller checked). 0 and *out, or < 0 db_status. */
+/* The open conversation of (contact_id, number_id): the current one
+ * (above), reopened when it was closed, or one opened now (no window,
+ * nothing unread) when the pair never had one. Both ids must belong to
+ * org_id (the caller checked). 0 and *out, or < 0 db_status
+ * (DB_ERR_CONFLICT when a concurrent transaction opened one first). */
 int conversations_open(struct db_conn *c, const char *org_id, const char *contact_id,
 		       const char *number_id, struct conversation *out)
 	__attribute__((warn_unused_result));

@@ -248,7 +248,7 @@ static int prepare_fn(struct db_conn *c, void *ctx)
 	bool have_contact = rc == 0;
 	bool have_conv = false;
 	if (have_contact) {
-		rc = conversations_find_open(c, org, t->contact.id, t->number.id, &t->conv);
+		rc = conversations_find_current(c, org, t->contact.id, t->number.id, &t->conv);
 		if (rc < 0)
 			return rc;
 		have_conv = rc == 0;

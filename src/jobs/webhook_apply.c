@@ -148,6 +148,9 @@ bool webhook_is_opt_out_keyword(const char *text, const char *keywords)
 
 /* ---- conversations ---- */
 
+/* The conversation an inbound message of (contact, number) goes to: the
+ * open one; else the most recent closed one, reopened; else a new one
+ * (conversations.h: closing does not end the thread). */
 static int conversation_open(struct db_conn *c, const char *org_id, const char *contact_id,
 			     const char *number_id, int64_t now, char id_out[37])
 {
@@ -155,13 +158,22 @@ static int conversation_open(struct db_conn *c, const char *org_id, const char *
 	const struct db_param q[] = { DBP_TEXT(org_id), DBP_TEXT(contact_id),
 				      DBP_TEXT(number_id) };
 	int rc = db_exec(c,
-			 "SELECT id FROM conversations WHERE organization_id = $1"
-			 " AND contact_id = $2 AND whatsapp_number_id = $3 AND status = 'open'",
+			 "SELECT id, status FROM conversations WHERE organization_id = $1"
+			 " AND contact_id = $2 AND whatsapp_number_id = $3"
+			 " ORDER BY CASE WHEN status = 'open' THEN 0 ELSE 1 END,"
+			 " created_at DESC, id DESC LIMIT 1",
 			 q, 3, &r, NULL);
 	if (rc != DB_OK)
 		goto out;
 	if (db_rows(r) == 1) {
 		snprintf(id_out, 37, "%s", db_get_text(r, 0, 0));
+		if (strcmp(db_get_text(r, 0, 1), "open") == 0)
+			goto out;
+		const struct db_param u[] = { DBP_TEXT(id_out), DBP_INT(now) };
+		rc = db_exec(c,
+			     "UPDATE conversations SET status = 'open', updated_at = $2"
+			     " WHERE id = $1 AND status = 'closed'",
+			     u, 2, NULL, NULL);
 		goto out;
 	}
 	if (uuid_v7_str(id_out) != 0) {

@@ -1,7 +1,7 @@
 """The inbox: GET /api/v1/conversations (filters, unread_count, order),
 GET /conversations/{id}, /messages (oldest first, paging, marks read),
-assign (same-org active users only) and close (a new inbound message then
-opens a new conversation), with audit rows, and the list query's plan
+assign (same-org active users only) and close (a new inbound message or
+a reply then reopens the same conversation), with audit rows, and the list query's plan
 (an index walk, no sort: migration 0012). Inbound messages arrive as real
 signed webhooks (helpers in test_messages.InboxCase). Both engines."""
 
@@ -133,17 +133,31 @@ class ConversationsTest(InboxCase):
         self.assertEqual(sorted(i["action"] for i in rows), ["assign", "close"])
         close = [i for i in rows if i["action"] == "close"][0]
         self.assertEqual(close["changes"], {"status": ["open", "closed"]})
-        # text into the closed conversation: no open conversation -> no window
-        self.assertEqual(self.send_text(w1, number=number).json()["error"]["code"],
-                         "outside_service_window")
-        # a new inbound message opens a NEW conversation; the old stays closed
+        # a new inbound message REOPENS the same conversation: same id, its
+        # history and assignee kept, the new message unread
         self.open_window(w1, number=number, text="back again")
+        self.assertIsNone(self.conversation_of(w1, number, status="closed"))
         c1b = self.conversation_of(w1, number)
-        self.assertNotEqual(c1b["id"], c1["id"])
-        self.assertEqual(c1b["unread_count"], 1)
+        self.assertEqual(c1b["id"], c1["id"])
+        self.assertEqual(c1b["status"], "open")
+        self.assertEqual(c1b["assigned_to"], agent)
+        self.assertEqual(c1b["unread_count"], c1["unread_count"] + 1)
+        r = self.call("GET", "/api/v1/conversations/%s/messages" % c1["id"])
+        self.assertEqual([m["text"] for m in r.json()["items"]][-1], "back again")
+        self.assertEqual(len([m for m in r.json()["items"] if m["direction"] == "inbound"]), 2)
+        # closed again, an agent's reply inside the customer's window also
+        # reopens it (the window belongs to the pair, not to the status)
+        self.assertEqual(self.call("POST", "/api/v1/conversations/%s/close" % c1["id"]).status,
+                         200)
+        m = self.send_text(w1, number=number)
+        self.assertEqual(m.status, 202, m)
+        self.assertEqual(m.json()["conversation_id"], c1["id"])
         self.assertEqual(self.call("GET", "/api/v1/conversations/" + c1["id"]).json()["status"],
-                         "closed")
-        self.assertEqual(self.send_text(w1, number=number).status, 202)
+                         "open")
+        # still one conversation for the pair
+        mine = [i for i in self.conversations(whatsapp_number_id=number["id"], limit=200)
+                if i["contact"]["phone"] == w1]
+        self.assertEqual([i["id"] for i in mine], [c1["id"]])
 
     def test_list_plan_uses_the_index(self):
         """The list query, as conversations_list (src/domain/conversations.c)
