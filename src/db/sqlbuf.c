@@ -68,8 +68,12 @@ void sqlbuf_page_desc(struct sqlbuf *b, const char *at, const char *id, int64_t 
 	int k_lim = sqlbuf_param(b, DBP_INT(limit));
 	if (k_lim == 0)
 		return;
-	sqlbuf_addf(b, " AND (%s, %s) < ($%d, $%d) ORDER BY %s DESC, %s DESC LIMIT $%d", at, id,
-		    k_at, k_id, at, id, k_lim);
+	/* "<at> <= $a" says nothing the row comparison does not, but SQLite
+	 * seeks its index only on a plain column/expression bound: without it
+	 * page k re-walked the index from the top (test_page_seeks_the_index) */
+	sqlbuf_addf(b,
+		    " AND %s <= $%d AND (%s, %s) < ($%d, $%d) ORDER BY %s DESC, %s DESC LIMIT $%d",
+		    at, k_at, at, id, k_at, k_id, at, id, k_lim);
 }
 
 int sqlbuf_exec(struct db_conn *c, const struct sqlbuf *b, struct db_res **out,

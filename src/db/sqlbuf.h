@@ -54,8 +54,11 @@ void sqlbuf_eq(struct sqlbuf *b, const char *column, const char *value);
 
 /* The keyset page tail of the list queries, newest first, on the sort
  * expression `at` and the tie-breaking column `id`:
- * " AND (<at>, <id>) < ($a, $b) ORDER BY <at> DESC, <id> DESC LIMIT $c"
- * with after_at, after_id and limit as $a, $b, $c. */
+ * " AND <at> <= $a AND (<at>, <id>) < ($a, $b)
+ *   ORDER BY <at> DESC, <id> DESC LIMIT $c"
+ * with after_at, after_id and limit as $a, $b, $c (the redundant first
+ * bound lets SQLite seek an index on (.., <at> DESC, <id> DESC) to the
+ * cursor instead of walking it from the top). */
 void sqlbuf_page_desc(struct sqlbuf *b, const char *at, const char *id, int64_t after_at,
 		      const char *after_id, int limit);
 

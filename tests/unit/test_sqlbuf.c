@@ -36,7 +36,8 @@ static void test_build_table(void **state)
 	assert_false(b.overflow);
 	assert_string_equal(b.sql,
 			    "SELECT id FROM t WHERE TRUE AND org = $1 AND (name LIKE $2 "
-			    "ESCAPE '\\' OR wa_id LIKE $3) AND (created_at, id) < ($5, $6) "
+			    "ESCAPE '\\' OR wa_id LIKE $3) AND created_at <= $5 AND "
+			    "(created_at, id) < ($5, $6) "
 			    "ORDER BY created_at DESC, id DESC LIMIT $7");
 	assert_int_equal(b.len, strlen(b.sql));
 	static const struct {
@@ -167,6 +168,50 @@ static void test_run_sqlite(void **state)
 	run_on("sqlite::memory:");
 }
 
+/* A later page starts at the cursor: SQLite's plan seeks the index on
+ * the sort expression (its detail names "<expr><?" / "created_at<?")
+ * rather than walking it from the first entry. */
+static void test_page_seeks_the_index(void **state)
+{
+	struct db_options o = { .pool_size = 1 };
+	struct db *db = NULL;
+	char err[256];
+	(void)state;
+	if (db_open("sqlite::memory:", &o, &db, err, sizeof err) != 0)
+		fail_msg("open: %s", err);
+	struct db_conn *c = db_acquire(db);
+	assert_non_null(c);
+	assert_int_equal(db_exec(c, "CREATE TABLE t (id TEXT PRIMARY KEY, org TEXT, "
+				    "a INTEGER, b INTEGER)", NULL, 0, NULL, NULL), DB_OK);
+	assert_int_equal(db_exec(c, "CREATE INDEX t_idx ON t (org, (COALESCE(a, b)) DESC, "
+				    "id DESC)", NULL, 0, NULL, NULL), DB_OK);
+	static const char *const sorts[] = { "COALESCE(a, b)", "b" };
+	for (size_t i = 0; i < sizeof sorts / sizeof sorts[0]; i++) {
+		struct sqlbuf b = SQLBUF_INIT;
+		struct db_res *r = NULL;
+		if (i == 1)
+			assert_int_equal(db_exec(c, "CREATE INDEX t_b ON t (org, b DESC, id DESC)",
+						 NULL, 0, NULL, NULL), DB_OK);
+		sqlbuf_add(&b, "EXPLAIN QUERY PLAN SELECT id FROM t WHERE TRUE");
+		sqlbuf_cond(&b, " AND org = ", DBP_TEXT("o1"), "");
+		sqlbuf_page_desc(&b, sorts[i], "id", 5, "m", 10);
+		assert_int_equal(sqlbuf_exec(c, &b, &r, NULL), DB_OK);
+		bool seeks = false;
+		for (int row = 0; row < db_rows(r); row++) {
+			const char *d = db_get_text(r, row, 3);
+			print_message("%s: %s\n", sorts[i], d);
+			if (strstr(d, "SEARCH t USING") != NULL &&
+			    (strstr(d, "<expr><?") != NULL || strstr(d, "b<?") != NULL))
+				seeks = true;
+		}
+		db_res_free(r);
+		if (!seeks)
+			fail_msg("%s: the page does not seek the index", sorts[i]);
+	}
+	db_release(db, c);
+	db_close(db);
+}
+
 static void test_run_pg(void **state)
 {
 	const char *url = getenv("PYTAKE_TEST_PG_URL");
@@ -231,6 +276,7 @@ int main(void)
 		cmocka_unit_test(test_text_overflow),
 		cmocka_unit_test(test_run_sqlite),
 		cmocka_unit_test(test_run_pg),
+		cmocka_unit_test(test_page_seeks_the_index),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
