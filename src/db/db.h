@@ -162,6 +162,13 @@ uint64_t db_tx_retries(struct db *db);
  * already excludes other writers, so this is a no-op there). */
 int db_lock_xact(struct db_conn *c, int64_t key) __attribute__((warn_unused_result));
 
+/* SQLite write gate (db_sqlite.c): from this call on, the calling
+ * thread's write transactions wait until no other thread of the process
+ * is waiting at the gate (background work, e.g. the webhook processor,
+ * stands aside for the webhook ack path). false restores the default
+ * (first come). No effect on PostgreSQL. */
+void db_thread_write_background(bool on);
+
 /* Cheap liveness probe for /ready ("SELECT 1"). */
 int db_ping(struct db *db) __attribute__((warn_unused_result));
 

@@ -19,7 +19,12 @@
  * BEGIN IMMEDIATE, and give it back as soon as the connection is out of
  * its transaction (COMMIT, ROLLBACK, or an error that ended it): a waiter
  * is woken the moment the lock is free. Other processes on the same file
- * (the CLI) still meet the busy handler.
+ * (the CLI) still meet the busy handler. A thread that called
+ * db_thread_write_background(true) (the webhook processor) stands aside
+ * while another writer waits: the group-commit writer, whose commit the
+ * webhook acks wait for, goes next instead of after the processor's next
+ * batch (before, the processor ended a batch and took the gate again at
+ * once as often as not, and acks waited for two or more batches).
  *
  * Checkpoints: SQLite's automatic checkpoint ran inside the COMMIT that
  * passed 1000 WAL pages, gate held: 3 fdatasyncs of 1-17 ms every ~130 ms
@@ -67,6 +72,7 @@ struct write_gate {
 	char *target;
 	int refs;
 	bool held;            /* guarded by mu */
+	int fg_waiting;       /* foreground writers waiting (guarded by mu) */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;    /* CLOCK_MONOTONIC */
 	/* checkpointer (guarded by mu, but last_frames: atomic) */
@@ -181,13 +187,23 @@ static void gate_put(struct write_gate *g)
 	pthread_mutex_unlock(&gates_mu);
 }
 
+/* This thread's writes stand aside for other writers (db.h). */
+static _Thread_local bool write_background;
+
+void db_thread_write_background(bool on)
+{
+	write_background = on;
+}
+
 /* Take the gate, waiting at most ms. The checkpointer (ckpt) goes before
  * the writers waiting with it, or a writer committing back to back could
- * keep it out and the WAL would pass its bound. */
+ * keep it out and the WAL would pass its bound. A background thread's
+ * writer goes after the foreground ones waiting with it. */
 static bool gate_take(struct write_gate *g, int ms, bool ckpt)
 {
 	struct timespec dl;
 	bool got;
+	bool bg = !ckpt && write_background;
 
 	clock_gettime(CLOCK_MONOTONIC, &dl);
 	dl.tv_sec += ms / 1000;
@@ -199,28 +215,33 @@ static bool gate_take(struct write_gate *g, int ms, bool ckpt)
 	pthread_mutex_lock(&g->mu);
 	if (ckpt)
 		g->ckpt_queued = true;
-	while (g->held || (!ckpt && g->ckpt_queued))
+	else if (!bg)
+		g->fg_waiting++;
+	while (g->held || (!ckpt && g->ckpt_queued) || (bg && g->fg_waiting > 0))
 		if (pthread_cond_timedwait(&g->cv, &g->mu, &dl) == ETIMEDOUT)
 			break;
-	got = !g->held && (ckpt || !g->ckpt_queued);
+	got = !g->held && (ckpt || !g->ckpt_queued) && !(bg && g->fg_waiting > 0);
 	if (got)
 		g->held = true;
 	if (ckpt) {
 		g->ckpt_queued = false;
 		pthread_cond_broadcast(&g->cv); /* writers that stood aside */
+	} else if (!bg && --g->fg_waiting == 0 && !got) {
+		pthread_cond_broadcast(&g->cv); /* background writers may go */
 	}
 	pthread_mutex_unlock(&g->mu);
 	return got;
 }
 
+/* Everyone waiting re-checks: waiters of different kinds (checkpointer,
+ * foreground, background) wait on the same condvar, and a signal could
+ * wake one that must keep standing aside. They are few (one per pool
+ * connection at most). */
 static void gate_give(struct write_gate *g)
 {
 	pthread_mutex_lock(&g->mu);
 	g->held = false;
-	if (g->ckpt_queued)
-		pthread_cond_broadcast(&g->cv); /* the checkpointer among them */
-	else
-		pthread_cond_signal(&g->cv);
+	pthread_cond_broadcast(&g->cv);
 	pthread_mutex_unlock(&g->mu);
 }
 

@@ -7,7 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "app/app.h"
 #include "core/log.h"
@@ -471,6 +473,13 @@ static int give_up_fn(struct db_conn *c, void *ctx)
 	return rc;
 }
 
+/* Events per batch (see WEBHOOK_PROC_BATCH_SQLITE). */
+static int batch_limit(struct db *db)
+{
+	return db_engine(db) == DB_ENGINE_SQLITE ? WEBHOOK_PROC_BATCH_SQLITE
+						 : WEBHOOK_PROC_BATCH;
+}
+
 int64_t webhook_process_pending(struct db *db, const char *opt_out_keywords)
 {
 	struct batch *b = calloc(1, sizeof *b);
@@ -479,7 +488,7 @@ int64_t webhook_process_pending(struct db *db, const char *opt_out_keywords)
 		return DB_ERR;
 	b->db = db;
 	b->keywords = opt_out_keywords;
-	b->limit = WEBHOOK_PROC_BATCH;
+	b->limit = batch_limit(db);
 	for (;;) {
 		int rc = db_tx(db, true, batch_fn, b);
 		if (rc != DB_OK) {
@@ -646,7 +655,7 @@ static void sweep_pending(struct webhook_processor *p, bool idle)
 static int64_t run_once(struct webhook_processor *p, int *fails)
 {
 	struct batch *b = &p->batch;
-	b->limit = *fails >= WEBHOOK_PROC_MAX_ATTEMPTS ? 1 : WEBHOOK_PROC_BATCH;
+	b->limit = *fails >= WEBHOOK_PROC_MAX_ATTEMPTS ? 1 : batch_limit(p->app->db);
 	b->last_id = 0;
 	int rc = db_tx(p->app->db, true, batch_fn, b);
 	if (rc == DB_OK) {
@@ -670,6 +679,11 @@ static void *processor_main(void *arg)
 {
 	struct webhook_processor *p = arg;
 	int fails = 0, backoff = 0;
+	db_thread_write_background(true); /* SQLite: acks' commits go first */
+	if (db_engine(p->app->db) == DB_ENGINE_PG &&
+	    setpriority(PRIO_PROCESS, (id_t)gettid(), WEBHOOK_PROC_NICE_PG) != 0)
+		log_event(LOG_WARN, "webhook processor: cannot lower its CPU priority",
+			  LF_S("error", strerror(errno)));
 	for (;;) {
 		if (!lead(p)) {
 			if (wait_ms(p, FOLLOWER_WAIT_MS))

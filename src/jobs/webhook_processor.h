@@ -15,6 +15,20 @@
  *   applied in ONE transaction, each event marked processed in it. So a
  *   crash loses nothing (the batch rolls back and is claimed again) and
  *   applies nothing twice (the marks commit with the effects).
+ * - SQLite: the batch's transaction holds the single write lock that the
+ *   group-commit writer (webhook_ingest.h) needs for every ack, so batches
+ *   are at most WEBHOOK_PROC_BATCH_SQLITE events and the thread's writes
+ *   are "background" at the write gate (db_thread_write_background): when
+ *   the writer waits, it goes before the processor's next batch. An ack
+ *   then waits for at most one small batch (measured in bench/README.md).
+ * - PostgreSQL: no shared lock, but the two compete for the CPU: under a
+ *   burst the processor's ~30 us per event of server CPU halved the acks/s
+ *   on 2 cores (bench/README.md). So the thread runs at nice
+ *   WEBHOOK_PROC_NICE_PG (Linux: per thread): with spare CPU it runs as
+ *   fast as before; when the HTTP threads need the cores, acks go first
+ *   and the backlog drains after the burst (with autogroup scheduling,
+ *   nice weighs within the server's session only). Not on SQLite, where a
+ *   preempted batch would hold the write lock the acks wait for.
  * - Few round trips (PostgreSQL): the batch runs in a libpq pipeline
  *   (db_pipeline_begin, db.h). Events are parsed a window (<= 1 MiB of
  *   bodies) at a time; the outbound messages that the window's statuses
@@ -63,6 +77,12 @@ struct app;
 struct webhook_processor;
 
 #define WEBHOOK_PROC_BATCH 500
+/* SQLite: a batch holds the database's only write lock, and the webhook
+ * acks wait behind it (their group commit needs the same lock): smaller
+ * batches bound that wait (bench/README.md, webhook section). */
+#define WEBHOOK_PROC_BATCH_SQLITE 64
+/* PostgreSQL: the processor thread's nice value (see the design note). */
+#define WEBHOOK_PROC_NICE_PG 10
 #define WEBHOOK_PROC_MAX_ATTEMPTS 3
 /* The advisory lock keys (PostgreSQL) of the processor. */
 #define WEBHOOK_PROC_LOCK_KEY 0x7079776870726f63LL   /* leadership (session) */

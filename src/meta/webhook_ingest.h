@@ -16,6 +16,10 @@
  *   completes the deferred HTTP answer). While a commit is in flight new
  *   arrivals queue up, so the batch size follows the load by itself (no
  *   timer, no added latency when idle).
+ * - SQLite has one write lock, shared with the webhook processor: the
+ *   processor's batches are small there and stand aside at the write gate
+ *   while this writer waits (webhook_processor.h), so a commit waits for
+ *   at most one of them.
  * - Queue full -> WEBHOOK_INGEST_BUSY at once; any DB error (including
  *   SQLite BUSY after its busy_timeout, a lost PostgreSQL connection, an
  *   exhausted pool) -> WEBHOOK_INGEST_FAILED for EVERY entry of the batch:

@@ -385,13 +385,26 @@ class WebhookProcessTest(unittest.TestCase):
 
     # ---- metrics --------------------------------------------------------------
 
+    def metric_value(self, text, name):
+        """The value of an unlabelled sample, 0 when absent."""
+        for line in text.splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        return 0
+
     def test_processing_metrics(self):
+        before = self.srv.request("GET", "/metrics").body.decode()
         self.post(status("wamid.metric-" + uuid.uuid4().hex, "sent", 1764410300))
         self.wait_processed()
         time.sleep(1.2)  # the queue-depth gauge refreshes every second
         r = self.srv.request("GET", "/metrics")
         self.assertEqual(r.status, 200, r)
         text = r.body.decode()
+        # the event moved the counter and the lag histogram
+        for name in ("pytake_webhook_events_processed_total",
+                     "pytake_webhook_processing_lag_seconds_count"):
+            self.assertGreaterEqual(self.metric_value(text, name),
+                                    self.metric_value(before, name) + 1, name)
         for name in ("pytake_webhook_events_processed_total",
                      "pytake_webhook_events_failed_total",
                      "pytake_webhook_processing_lag_seconds_count",

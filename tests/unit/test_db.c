@@ -643,6 +643,79 @@ static void test_sqlite_write_handoff(void **state)
 	assert_true(best < 8000);
 }
 
+/* Write gate priority (db_thread_write_background): a background writer
+ * (the webhook processor) that was waiting first still goes after a
+ * foreground one (the group-commit writer) that queued behind it; with
+ * nobody else waiting it gets in. Before, the first waiter woken won. */
+struct prio_waiter {
+	struct db *db;
+	bool background;
+	atomic_int *ready;     /* incremented just before BEGIN IMMEDIATE */
+	atomic_int *order;     /* shared counter: who began first */
+	int began;             /* this waiter's place, 1-based */
+};
+
+static void *prio_waiter_main(void *arg)
+{
+	struct prio_waiter *w = arg;
+	struct db_conn *c = db_acquire(w->db);
+	db_thread_write_background(w->background);
+	atomic_fetch_add(w->ready, 1);
+	int rc = db_exec_script(c, "BEGIN IMMEDIATE");
+	w->began = atomic_fetch_add(w->order, 1) + 1;
+	usleep(2000); /* hold it a little: the other one must wait */
+	if (rc == DB_OK)
+		rc = db_exec_script(c, "COMMIT");
+	db_release(w->db, c);
+	db_thread_write_background(false);
+	return rc == DB_OK ? NULL : (void *)1;
+}
+
+static void test_sqlite_write_background(void **state)
+{
+	struct tdb *t = *state;
+
+	if (t->engine != DB_ENGINE_SQLITE)
+		skip();
+	for (int round = 0; round < 2; round++) {
+		atomic_int ready = 0, order = 0;
+		struct prio_waiter bg = { .db = t->db, .background = true, .ready = &ready,
+					  .order = &order };
+		struct prio_waiter fg = { .db = t->db, .background = false, .ready = &ready,
+					  .order = &order };
+		pthread_t tb, tf;
+		void *rb = NULL, *rf = NULL;
+		struct db_conn *c = db_acquire(t->db);
+
+		assert_int_equal(db_exec_script(c, "BEGIN IMMEDIATE"), DB_OK);
+		assert_int_equal(pthread_create(&tb, NULL, prio_waiter_main, &bg), 0);
+		while (atomic_load(&ready) < 1)
+			usleep(100);
+		usleep(100000); /* bg is waiting at the gate */
+		assert_int_equal(pthread_create(&tf, NULL, prio_waiter_main, &fg), 0);
+		while (atomic_load(&ready) < 2)
+			usleep(100);
+		usleep(100000); /* fg waits behind it */
+		assert_int_equal(db_exec_script(c, "COMMIT"), DB_OK);
+		db_release(t->db, c);
+		assert_int_equal(pthread_join(tb, &rb), 0);
+		assert_int_equal(pthread_join(tf, &rf), 0);
+		assert_null(rb);
+		assert_null(rf);
+		assert_int_equal(fg.began, 1);
+		assert_int_equal(bg.began, 2);
+	}
+	/* Alone, a background writer is not held back. */
+	db_thread_write_background(true);
+	struct db_conn *c = db_acquire(t->db);
+	int64_t t0 = time_mono_us();
+	assert_int_equal(db_exec_script(c, "BEGIN IMMEDIATE"), DB_OK);
+	assert_true(time_mono_us() - t0 < 1000000);
+	assert_int_equal(db_exec_script(c, "COMMIT"), DB_OK);
+	db_release(t->db, c);
+	db_thread_write_background(false);
+}
+
 /* A real serialization failure: the first attempt reads a row, another
  * connection updates it and commits, the first then updates it (40001). */
 struct ser_ctx {
@@ -688,6 +761,77 @@ static void test_pg_serialization_retry(void **state)
 	assert_int_equal(db_get_int(r, 0, 0), 11);
 	db_res_free(r);
 	db_release(t->db, x.other);
+}
+
+/* A real deadlock: two transactions update rows 1 and 2 in opposite
+ * orders; PostgreSQL aborts one (40P01), db_tx runs it again, and both
+ * commit their changes exactly once. */
+struct dl_ctx {
+	struct db *db;
+	pthread_barrier_t *both_hold_one;
+	int64_t first, second;
+	int calls, rc;
+};
+
+static int tx_lock_two(struct db_conn *c, void *arg)
+{
+	struct dl_ctx *x = arg;
+	struct db_param a = DBP_INT(x->first), b = DBP_INT(x->second);
+	int rc;
+
+	x->calls++;
+	rc = db_exec(c, "UPDATE parent SET qty = qty + 1 WHERE id = $1", &a, 1, NULL, NULL);
+	if (rc == DB_OK && x->calls == 1)
+		pthread_barrier_wait(x->both_hold_one);
+	if (rc == DB_OK)
+		rc = db_exec(c, "UPDATE parent SET qty = qty + 1 WHERE id = $1", &b, 1, NULL,
+			     NULL);
+	return rc;
+}
+
+static void *deadlock_main(void *arg)
+{
+	struct dl_ctx *x = arg;
+	x->rc = db_tx(x->db, true, tx_lock_two, x);
+	return NULL;
+}
+
+static void test_pg_deadlock_retry(void **state)
+{
+	struct tdb *t = *state;
+	struct db_conn *c;
+	struct db_res *r = NULL;
+	pthread_barrier_t bar;
+	pthread_t th[2];
+
+	if (t->engine != DB_ENGINE_PG)
+		skip();
+	c = db_acquire(t->db);
+	insert_parent(c, 1, "a", DB_OK);
+	insert_parent(c, 2, "b", DB_OK);
+	db_release(t->db, c);
+	assert_int_equal(pthread_barrier_init(&bar, NULL, 2), 0);
+	struct dl_ctx x[2] = {
+		{ .db = t->db, .both_hold_one = &bar, .first = 1, .second = 2 },
+		{ .db = t->db, .both_hold_one = &bar, .first = 2, .second = 1 },
+	};
+	uint64_t before = db_tx_retries(t->db);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, deadlock_main, &x[i]), 0);
+	for (int i = 0; i < 2; i++)
+		pthread_join(th[i], NULL);
+	pthread_barrier_destroy(&bar);
+	assert_int_equal(x[0].rc, DB_OK);
+	assert_int_equal(x[1].rc, DB_OK);
+	assert_int_equal(x[0].calls + x[1].calls, 3); /* one victim, run twice */
+	assert_true(db_tx_retries(t->db) - before == 1);
+	c = db_acquire(t->db);
+	assert_int_equal(db_exec(c, "SELECT SUM(qty) FROM parent WHERE id IN (1, 2)", NULL, 0, &r,
+				 NULL),
+			 DB_OK);
+	assert_int_equal(db_get_int(r, 0, 0), 4);
+	db_res_free(r);
+	db_release(t->db, c);
 }
 
 /* A backend killed under a pooled connection: the next statement says
@@ -1176,7 +1320,9 @@ static void test_sqlite_checkpoint_long_reader(void **state)
 	cmocka_unit_test_setup(test_ping_and_names, reset_tables),            \
 	cmocka_unit_test_setup(test_sqlite_busy, reset_tables),               \
 	cmocka_unit_test_setup(test_sqlite_write_handoff, reset_tables),      \
+	cmocka_unit_test_setup(test_sqlite_write_background, reset_tables),   \
 	cmocka_unit_test_setup(test_pg_serialization_retry, reset_tables),    \
+	cmocka_unit_test_setup(test_pg_deadlock_retry, reset_tables),         \
 	cmocka_unit_test_setup(test_pg_reconnect, reset_tables)
 
 int main(void)

@@ -488,7 +488,7 @@ static void test_not_found_and_method(void **state)
 
 	do_request("DELETE", "/api/v1/list", NULL, NULL, &r);
 	assert_error(&r, 405, "method_not_allowed");
-	assert_string_equal(r.allow, "GET, POST");
+	assert_string_equal(r.allow, "GET, HEAD, POST");
 	assert_string_equal(r.cache_control, "no-store");
 	json_decref(r.json);
 }
