@@ -30,7 +30,9 @@ from the fake's call log (arrival timestamps) and the server's /metrics and
     the start's answer to completion; materialising is timed apart), and the fake Graph's own CPU time
     (it must not be the bottleneck: a busy fake delays and bunches its
     arrival timestamps);
-  - sends / retries / failures / missed slots from the dispatcher metrics;
+  - sends / retries / failures / missed slots from the dispatcher metrics,
+    and the slot-lateness histogram (how long after its slot each request
+    started);
   - recipients accepted exactly once (distinct wamids == recipients).
 Prints one "SUMMARY ..." line at the end."""
 
@@ -180,10 +182,19 @@ def main():
     print("fake Graph CPU: %.2f s (%.0f%% of one core over the campaign)"
           % (fcpu1 - fcpu0, 100.0 * (fcpu1 - fcpu0) / max(took, 1e-9)))
     print("dispatcher metrics: sends %d, retries %d, failures %d, missed slots %d"
+          " (of which in-flight cap %d)"
           % (metric_sum(metrics, "pytake_dispatcher_sends_total"),
              metric_sum(metrics, "pytake_dispatcher_retries_total"),
              metric_sum(metrics, "pytake_dispatcher_failures_total"),
-             metric_sum(metrics, "pytake_dispatcher_slots_missed_total")))
+             metric_sum(metrics, "pytake_dispatcher_slots_missed_total"),
+             metric_sum(metrics, "pytake_dispatcher_slots_missed_inflight_full_total")))
+    # how late after its slot each request started (cumulative buckets)
+    late = [(line.split('le="', 1)[1].split('"', 1)[0], int(line.rsplit(" ", 1)[1]))
+            for line in metrics.splitlines()
+            if line.startswith("pytake_dispatcher_slot_lateness_seconds_bucket{")]
+    if late and late[-1][1]:
+        print("slot lateness of started requests: " + ", ".join(
+            "<= %s s %.2f%%" % (le, 100.0 * n / late[-1][1]) for le, n in late if le != "+Inf"))
     print("SUMMARY engine=%s recipients=%d mps=%d latency_ms=%d sent=%d sends_per_sec=%.0f"
           " sustained_per_sec=%.1f max_1s_window=%d max_1s_window_server=%d"
           " cpu_ms_per_1000=%.1f"

@@ -1,12 +1,19 @@
 /* dispatcher: see dispatcher.h for the design note. */
 #include "jobs/dispatcher.h"
 
+#include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "app/app.h"
@@ -78,8 +85,6 @@ enum dispatch_outcome dispatch_classify(enum graph_rc rc, const struct graph_err
 
 /* ---- state ------------------------------------------------------------------- */
 
-/* ---- state ------------------------------------------------------------------- */
-
 struct job {
 	struct job *next;
 	char rid[37], campaign_id[37], org_id[37], contact_id[37], number_id[37];
@@ -99,6 +104,9 @@ struct job {
 	struct graph_error err;
 	char wamid[GRAPH_WAMID_MAX];
 	bool built_fail;           /* parameters did not fit: no call made */
+	/* the recipient as claimed, until the request is built (after COMMIT) */
+	char *phone, *cname, *attrs;
+	bool copy_fail;            /* out of memory copying them */
 };
 
 struct running {
@@ -128,9 +136,18 @@ struct dispatcher {
 	struct running *run;
 	int nrun;
 	int64_t next_housekeeping;
+	/* per number, the pacing row's next_slot_at as last seen (it only moves
+	 * forward): no claim transaction while it is beyond the horizon */
+	struct { char number_id[37]; int64_t next_slot_at; } booked[32];
+	int nbooked;
 
-	/* sender thread only */
+	/* sender thread only (wake_fd: any thread) */
 	CURLM *multi;
+	int ep, timer_fd, wake_fd;  /* epoll set; slot timer; wake-ups (eventfd) */
+	int64_t curl_due;          /* curl's next timeout (monotonic us; 0: none) */
+	int sched;                 /* the sender's scheduling: 2 real-time, 1 nice, 0 normal */
+	CURL *idle[DISPATCH_MAX_INFLIGHT]; /* finished easy handles, reused (no init per send) */
+	int nidle;
 	struct job *queued;        /* claimed, waiting for their slot, start_at order */
 	struct job *inflight;
 	int ninflight;
@@ -141,8 +158,9 @@ struct dispatcher {
 
 
 	/* metrics (NULL when the app has no registry: every update is a no-op) */
-	struct metric_family *m_sends, *m_retries, *m_failures, *m_missed;
+	struct metric_family *m_sends, *m_retries, *m_failures, *m_missed, *m_full;
 	struct metric_series *m_inflight;
+	struct metric_series *m_lateness; /* start - slot of every started request */
 };
 
 static void job_free(struct job *j)
@@ -155,6 +173,9 @@ static void job_free(struct job *j)
 	graph_response_release(&j->resp);
 	json_decref(j->object);
 	crypto_secret_free(j->token);
+	free(j->phone);
+	free(j->cname);
+	free(j->attrs);
 	free(j);
 }
 
@@ -207,6 +228,15 @@ static void to_recorder(struct dispatcher *d, struct job *list)
 	d->outcomes = list;
 	pthread_cond_signal(&d->cv);
 	pthread_mutex_unlock(&d->mu);
+}
+
+/* Wake the sender (new jobs, stop): any thread. */
+static void sender_wake(struct dispatcher *d)
+{
+	uint64_t one = 1;
+	if (d->wake_fd >= 0 && write(d->wake_fd, &one, sizeof one) < 0) {
+		/* EAGAIN: the counter is full, so a wake-up is pending anyway */
+	}
 }
 
 /* ---- the running set (claimer) ------------------------------------------------ */
@@ -266,14 +296,24 @@ static void publish_running(struct dispatcher *d)
 
 /* ---- claiming (claimer) ---------------------------------------------------------- */
 
+struct send_ctx {
+	struct wa_number num;
+	struct template_row tpl;
+	char *token;
+	json_t *params;
+	bool have_tpl;
+};
+
 struct claim_tx {
 	struct dispatcher *d;
 	const struct running *cp;
 	int want;
 	int64_t now;
-	struct job *jobs;          /* built jobs (freed by the caller on retry) */
+	struct job *jobs;          /* claimed jobs (freed by the caller on retry) */
 	int njobs;
 	const char *fail_reason;   /* the campaign cannot go on */
+	struct send_ctx s;         /* what the requests are built from, after COMMIT */
+	int64_t next_slot_at;      /* the pacing row as this transaction left it */
 };
 
 /* Lock and read the pacing row; *next and *slow_until. */
@@ -349,13 +389,7 @@ static int claim_rows(struct claim_tx *t, struct db_conn *c, int n, int64_t expi
 				DBP_INT(t->now - DISPATCH_PAIR_US), DBP_TEXT(t->cp->org_id) };
 	return db_exec(c, sql, p, 8, NULL, claimed);
 }
-struct send_ctx {
-	struct wa_number num;
-	struct template_row tpl;
-	char *token;
-	json_t *params;
-	bool have_tpl;
-};
+
 
 /* Number, template and token of the campaign. 0, 1 (unusable: *why), < 0. */
 static int send_ctx_load(struct db_conn *c, struct claim_tx *t, struct send_ctx *s)
@@ -434,7 +468,17 @@ out:
 	return ok;
 }
 
-/* Read the rows just claimed (this process, this expiry) into jobs. */
+static char *dup_or_null(const char *v, bool *fail)
+{
+	char *d = v ? strdup(v) : NULL;
+	if (v && d == NULL)
+		*fail = true;
+	return d;
+}
+
+/* Read the rows just claimed (this process, this expiry) into jobs; their
+ * requests are built after COMMIT (claim_for), not while the transaction
+ * holds the number's pacing lock (and on SQLite the write gate). */
 static int load_claimed(struct claim_tx *t, struct db_conn *c, int64_t expires,
 			const struct send_ctx *s, int64_t first_at, int64_t interval)
 {
@@ -462,10 +506,10 @@ static int load_claimed(struct claim_tx *t, struct db_conn *c, int64_t expires,
 		str_copy(j->org_id, sizeof j->org_id, t->cp->org_id);
 		str_copy(j->number_id, sizeof j->number_id, t->cp->number_id);
 		j->start_at = first_at + (int64_t)i * interval;
-		j->token = strdup(s->token);
-		j->built_fail = j->token == NULL ||
-				!job_build(t->d, j, s, db_get_text(r, i, 2), db_get_text(r, i, 5),
-					   db_get_text(r, i, 6));
+		j->token = dup_or_null(s->token, &j->copy_fail);
+		j->phone = dup_or_null(db_get_text(r, i, 2), &j->copy_fail);
+		j->cname = dup_or_null(db_get_text(r, i, 5), &j->copy_fail);
+		j->attrs = dup_or_null(db_get_text(r, i, 6), &j->copy_fail);
 		j->next = t->jobs;
 		t->jobs = j;
 		t->njobs++;
@@ -477,8 +521,8 @@ static int load_claimed(struct claim_tx *t, struct db_conn *c, int64_t expires,
 static int claim_fn(struct db_conn *c, void *ctx)
 {
 	struct claim_tx *t = ctx;
-	struct send_ctx s;
-	memset(&s, 0, sizeof s);
+	struct send_ctx *sc = &t->s;
+	send_ctx_release(sc); /* a retried transaction starts afresh */
 	jobs_free_list(t->jobs);
 	t->jobs = NULL;
 	t->njobs = 0;
@@ -490,17 +534,18 @@ static int claim_fn(struct db_conn *c, void *ctx)
 		rc = pace_lock(t, c, &next, &slow);
 	if (rc != DB_OK)
 		goto out;
+	t->next_slot_at = next;
 	/* the lock may have been waited for: slots count from now */
 	t->now = time_now_us();
 	struct dispatch_grant g;
 	int64_t interval = dispatch_interval_us(0, false);
-	rc = send_ctx_load(c, t, &s);
+	rc = send_ctx_load(c, t, sc);
 	if (rc != 0)
 		goto out;
-	interval = dispatch_slot_interval_us(s.num.throughput_mps, slow > t->now,
+	interval = dispatch_slot_interval_us(sc->num.throughput_mps, slow > t->now,
 					     DISPATCH_LATE_US);
-	/* a horizon's worth of this number's rate per claim, at least one */
-	int by_rate = (int)(DISPATCH_HORIZON_US / interval);
+	/* a span's worth of this number's rate per claim, at least one */
+	int by_rate = (int)(DISPATCH_CLAIM_SPAN_US / interval);
 	int want = t->want < by_rate ? t->want : by_rate;
 	dispatch_pace_take(next, t->now + DISPATCH_LEAD_US, want < 1 ? 1 : want, interval,
 			   DISPATCH_HORIZON_US, &g);
@@ -514,7 +559,7 @@ static int claim_fn(struct db_conn *c, void *ctx)
 	 * taken a while): the pacing row is still ours (locked) */
 	dispatch_pace_take(next, time_now_us() + DISPATCH_LEAD_US, (int)claimed, interval,
 			   INT64_MAX / 4, &g);
-	rc = load_claimed(t, c, expires, &s, g.first_at, interval);
+	rc = load_claimed(t, c, expires, sc, g.first_at, interval);
 	if (rc != DB_OK)
 		goto out;
 	struct db_param p[] = { DBP_TEXT(t->cp->number_id),
@@ -523,9 +568,9 @@ static int claim_fn(struct db_conn *c, void *ctx)
 		     "UPDATE number_rate_state SET next_slot_at = $2, updated_at = $3"
 		     " WHERE whatsapp_number_id = $1",
 		     p, 3, NULL, NULL);
+	t->next_slot_at = g.first_at + claimed * interval;
 out:
-	send_ctx_release(&s);
-	return rc;
+	return rc; /* t->s is released by claim_for, once the requests are built */
 }
 
 static int fail_campaign_fn(struct db_conn *c, void *ctx)
@@ -557,17 +602,39 @@ static struct job *merge_by_start(struct job *a, struct job *b)
  * whose parameters do not fit go straight to the recorder as failures).
  * Jobs are handed over only after COMMIT: a request never starts before
  * its row is durably 'sending'. */
+/* The number's entry in d->booked (made, or an old one reused). */
+static int64_t *booked_of(struct dispatcher *d, const char *number_id)
+{
+	int n = d->nbooked;
+	for (int i = 0; i < n; i++)
+		if (!strcmp(d->booked[i].number_id, number_id))
+			return &d->booked[i].next_slot_at;
+	int cap = (int)(sizeof d->booked / sizeof d->booked[0]);
+	int i = n < cap ? d->nbooked++ : (int)(rnd32() % (uint32_t)n);
+	str_copy(d->booked[i].number_id, sizeof d->booked[i].number_id, number_id);
+	d->booked[i].next_slot_at = 0;
+	return &d->booked[i].next_slot_at;
+}
+
 static void claim_for(struct dispatcher *d, const struct running *cp)
 {
+	/* booked beyond the horizon when last seen (by any process; the row
+	 * never moves back): the claim would be refused, skip its transaction
+	 * (most of the claimer's loops while a campaign runs) */
+	int64_t *booked = booked_of(d, cp->number_id);
+	if (*booked > time_now_us() + DISPATCH_LEAD_US + DISPATCH_HORIZON_US)
+		return;
 	int room = DISPATCH_MAX_LOCAL - atomic_load(&d->load);
-	/* at most a horizon's worth per claim (claim_fn caps it by the rate) */
-	int want = (int)(NUMBERS_MAX_MPS * DISPATCH_HORIZON_US / 1000000);
+	/* at most a span's worth per claim (claim_fn caps it by the rate) */
+	int want = (int)(NUMBERS_MAX_MPS * DISPATCH_CLAIM_SPAN_US / 1000000);
 	if (want > room)
 		want = room;
 	if (want <= 0)
 		return;
 	struct claim_tx t = { .d = d, .cp = cp, .want = want };
 	int rc = db_tx(d->app->db, true, claim_fn, &t);
+	if (rc == 0)
+		*booked = t.next_slot_at;
 	if (rc == 1 && t.fail_reason != NULL) {
 		log_event(LOG_WARN, "campaign failed", LF_S("campaign_id", cp->id),
 			  LF_S("org_id", cp->org_id), LF_S("reason", t.fail_reason));
@@ -580,6 +647,7 @@ static void claim_for(struct dispatcher *d, const struct running *cp)
 	}
 	if (rc != 0) {
 		jobs_free_list(t.jobs);
+		send_ctx_release(&t.s);
 		return;
 	}
 	/* t.jobs is in reverse slot order: pushing reverses it again */
@@ -587,6 +655,14 @@ static void claim_for(struct dispatcher *d, const struct running *cp)
 	while (t.jobs) {
 		struct job *j = t.jobs;
 		t.jobs = j->next;
+		/* built now, after COMMIT: the transaction held the pacing lock
+		 * (and on SQLite the write gate) only for the database work */
+		j->built_fail = j->copy_fail || j->token == NULL || j->phone == NULL ||
+				!job_build(d, j, &t.s, j->phone, j->cname, j->attrs);
+		free(j->phone);
+		free(j->cname);
+		free(j->attrs);
+		j->phone = j->cname = j->attrs = NULL;
 		if (j->built_fail) {
 			j->rc = GRAPH_ERR_INVALID;
 			str_copy(j->err.message, sizeof j->err.message,
@@ -598,13 +674,14 @@ static void claim_for(struct dispatcher *d, const struct running *cp)
 			send = j;
 		}
 	}
+	send_ctx_release(&t.s);
 	atomic_fetch_add(&d->load, t.njobs);
 	to_recorder(d, fail);
 	if (send != NULL) {
 		pthread_mutex_lock(&d->mu);
 		d->incoming = merge_by_start(d->incoming, send);
 		pthread_mutex_unlock(&d->mu);
-		(void)curl_multi_wakeup(d->multi);
+		sender_wake(d);
 	}
 }
 
@@ -673,7 +750,7 @@ static void finish_job(struct dispatcher *d, struct job *j, struct job **out)
 static void start_job(struct dispatcher *d, struct job *j, struct job **out)
 {
 	graph_error_clear(&j->err);
-	j->h = curl_easy_init();
+	j->h = d->nidle > 0 ? d->idle[--d->nidle] : curl_easy_init();
 	j->started_at = time_now_us();
 	bool ok = j->h != NULL &&
 		  graph_easy_setup(d->app->graph, j->h, &j->req, j->token, &j->resp, &j->err) ==
@@ -706,11 +783,14 @@ static int64_t start_due(struct dispatcher *d, int64_t now, struct job **out)
 		if (late || d->ninflight >= DISPATCH_MAX_INFLIGHT) {
 			d->nlate++;
 			metrics_inc(d->m_missed, (const char *const[]){ j->number_id }, 1);
+			if (!late)
+				metrics_inc(d->m_full, (const char *const[]){ j->number_id }, 1);
 			give_back(d, j, out);
 		} else if (!sender_running(d, j->campaign_id)) {
 			give_back(d, j, out);
 		} else {
 			start_job(d, j, out);
+			metrics_observe(d->m_lateness, j->started_at - j->start_at);
 		}
 	}
 	return d->queued ? d->queued->start_at : 0;
@@ -744,20 +824,104 @@ static void collect_done(struct dispatcher *d, struct job **out)
 		if (j->rc == GRAPH_OK)
 			j->rc = graph_parse_send(j->resp.body, j->resp.len, j->wamid,
 						 sizeof j->wamid, &j->err);
-		/* the connection stays in the multi handle's cache */
-		curl_easy_cleanup(h);
+		/* the connection stays in the multi handle's cache; the handle
+		 * is kept for the next request (graph_easy_setup resets it) */
+		if (d->nidle < DISPATCH_MAX_INFLIGHT)
+			d->idle[d->nidle++] = h;
+		else
+			curl_easy_cleanup(h);
 		j->h = NULL;
 		unlink_inflight(d, j);
 		finish_job(d, j, out);
 	}
 }
 
+/* libcurl's socket callback (CURLMOPT_SOCKETFUNCTION): keeps the epoll
+ * set in step with the sockets libcurl wants watched, so a wake-up costs
+ * work only for the sockets that are ready (no poll over every transfer). */
+static int on_socket(CURL *h, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+	struct dispatcher *d = userp;
+	(void)h;
+	(void)socketp;
+	if (what == CURL_POLL_REMOVE) {
+		(void)epoll_ctl(d->ep, EPOLL_CTL_DEL, fd, NULL);
+		return 0;
+	}
+	struct epoll_event ev = { .events = ((what & CURL_POLL_IN) ? (uint32_t)EPOLLIN : 0u) |
+					    ((what & CURL_POLL_OUT) ? (uint32_t)EPOLLOUT : 0u),
+				  .data.fd = fd };
+	if (epoll_ctl(d->ep, EPOLL_CTL_MOD, fd, &ev) != 0 && errno == ENOENT)
+		(void)epoll_ctl(d->ep, EPOLL_CTL_ADD, fd, &ev);
+	return 0;
+}
+
+/* libcurl's timer callback (CURLMOPT_TIMERFUNCTION): when it next wants
+ * curl_multi_socket_action(CURL_SOCKET_TIMEOUT) (connects, timeouts, a
+ * handle just added). */
+static int on_timer(CURLM *m, long timeout_ms, void *userp)
+{
+	struct dispatcher *d = userp;
+	(void)m;
+	d->curl_due = timeout_ms < 0 ? 0 : time_mono_us() + (int64_t)timeout_ms * 1000;
+	return 0;
+}
+
+static void drain_fd(int fd)
+{
+	uint64_t v;
+	ssize_t n = read(fd, &v, sizeof v);
+	(void)n;
+}
+
+/* Arm the slot timer for the next slot (wall-clock us, as the slots are;
+ * absolute, so the sender wakes at the slot itself, not a millisecond
+ * rounded after it). 0: disarmed. */
+static void arm_slot_timer(struct dispatcher *d, int64_t at)
+{
+	struct itimerspec its;
+	memset(&its, 0, sizeof its);
+	if (at > 0) {
+		its.it_value.tv_sec = (time_t)(at / 1000000);
+		its.it_value.tv_nsec = (long)(at % 1000000) * 1000;
+	}
+	(void)timerfd_settime(d->timer_fd, TFD_TIMER_ABSTIME, &its, NULL);
+}
+
+/* The sender's wake-ups are what keeps starts on their slots, and on a
+ * busy machine an ordinary thread may wait several milliseconds for a
+ * CPU after its timer fires (a slot missed by DISPATCH_LATE_US is lost).
+ * So it asks for SCHED_FIFO at the lowest real-time priority (allowed
+ * with CAP_SYS_NICE or an RLIMIT_RTPRIO), else nice -10, else runs as it
+ * is. Safe as real-time: it never spins (every wait is an epoll_wait; a
+ * due job that cannot start is given back, not retried) and holds no
+ * lock but d->mu (priority-inheriting) for a few list operations.
+ * Returns 2 (real-time), 1 (raised nice) or 0. */
+static int sender_priority(void)
+{
+	struct sched_param sp = { .sched_priority = sched_get_priority_min(SCHED_FIFO) };
+	if (pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp) == 0)
+		return 2;
+	if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), -10) == 0)
+		return 1;
+	return 0;
+}
+
 /* The sender: nothing but timing and transfers (no database), so a slow
- * transaction never makes a slot late. */
+ * transaction never makes a slot late. One epoll set holds the slot timer
+ * (timerfd), the wake-up eventfd and libcurl's sockets
+ * (curl_multi_socket_action). */
 static void *sender_main(void *arg)
 {
 	struct dispatcher *d = arg;
-	int64_t deadline = 0;
+	int64_t deadline = 0, armed = -1;
+	int running = 0;
+	(void)pthread_setname_np(pthread_self(), "pt-sender");
+	d->sched = sender_priority();
+	log_event(LOG_INFO, "dispatcher: sender started",
+		  LF_S("scheduling", d->sched == 2   ? "SCHED_FIFO"
+				     : d->sched == 1 ? "nice -10"
+						     : "normal"));
 	for (;;) {
 		/* read before taking incoming: after claimer_done nothing more comes */
 		bool stopping = atomic_load(&d->stop) && atomic_load(&d->claimer_done);
@@ -770,26 +934,46 @@ static void *sender_main(void *arg)
 				give_back(d, j, &out);
 			}
 		int64_t next = start_due(d, time_now_us(), &out);
-		int running = 0;
-		(void)curl_multi_perform(d->multi, &running);
+		/* new handles ask for an immediate timeout; expired timers */
+		if (d->curl_due != 0 && time_mono_us() >= d->curl_due) {
+			d->curl_due = 0;
+			(void)curl_multi_socket_action(d->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+		}
 		collect_done(d, &out);
 		to_recorder(d, out);
 		metrics_set(d->m_inflight, d->ninflight);
-		int64_t now = time_now_us();
 		if (stopping) {
+			int64_t now = time_now_us();
 			if (deadline == 0)
 				deadline = now + DISPATCH_REQUEST_TIMEOUT_MS * 1000 + 1000000;
 			if (d->ninflight == 0 || now >= deadline)
 				break;
 		}
-		int timeout_ms = stopping ? 50 : 100;
-		if (next > 0) {
-			/* rounded up: a start is never early, and late by < 1 ms + wake-up */
-			int64_t wait = (next - now + 999) / 1000;
-			if (wait < timeout_ms)
-				timeout_ms = wait < 0 ? 0 : (int)wait;
+		if (next != armed) {
+			arm_slot_timer(d, next);
+			armed = next;
 		}
-		(void)curl_multi_poll(d->multi, NULL, 0, timeout_ms, NULL);
+		int timeout_ms = stopping ? 50 : 100;
+		if (d->curl_due != 0) {
+			int64_t w = (d->curl_due - time_mono_us() + 999) / 1000;
+			if (w < timeout_ms)
+				timeout_ms = w < 0 ? 0 : (int)w;
+		}
+		struct epoll_event ev[64];
+		int n = epoll_wait(d->ep, ev, 64, timeout_ms);
+		for (int i = 0; i < n; i++) {
+			int fd = ev[i].data.fd;
+			if (fd == d->timer_fd || fd == d->wake_fd) {
+				drain_fd(fd);
+				if (fd == d->timer_fd)
+					armed = -1; /* fired: re-arm even for the same slot */
+				continue;
+			}
+			int mask = ((ev[i].events & EPOLLIN) ? CURL_CSELECT_IN : 0) |
+				   ((ev[i].events & EPOLLOUT) ? CURL_CSELECT_OUT : 0) |
+				   ((ev[i].events & (EPOLLERR | EPOLLHUP)) ? CURL_CSELECT_ERR : 0);
+			(void)curl_multi_socket_action(d->multi, fd, mask, &running);
+		}
 	}
 	/* still in flight after the deadline: abandoned ('sending' rows are
 	 * reconciled once their claim expires) */
@@ -1137,6 +1321,7 @@ static void *recorder_main(void *arg)
 {
 	struct dispatcher *d = arg;
 	struct sent_item *items = calloc(DISPATCH_RECORD_CHUNK, sizeof *items);
+	(void)pthread_setname_np(pthread_self(), "pt-recorder");
 	for (;;) {
 		pthread_mutex_lock(&d->mu);
 		while (d->outcomes == NULL && !d->sender_done)
@@ -1250,12 +1435,15 @@ static int housekeeping_fn(struct db_conn *c, void *ctx)
 /* ---- the claimer ------------------------------------------------------------------------ */
 
 /* The claimer: housekeeping every 250 ms, the running set and the claims
- * every DISPATCH_CLAIM_EVERY_US (slots are booked up to
- * DISPATCH_LEAD_US + 2 x DISPATCH_HORIZON_US ahead, so a claim may be
- * late by a horizon before the sender runs dry). */
+ * every DISPATCH_CLAIM_EVERY_US (slots are booked up to DISPATCH_LEAD_US +
+ * DISPATCH_HORIZON_US + DISPATCH_CLAIM_SPAN_US ahead, so the claimer may
+ * stall - a slow transaction, the SQLite write gate held by a checkpoint
+ * or the webhook processor, a busy CPU - for well over a second before
+ * the sender runs dry). */
 static void *claimer_main(void *arg)
 {
 	struct dispatcher *d = arg;
+	(void)pthread_setname_np(pthread_self(), "pt-claimer");
 	while (!atomic_load(&d->stop)) {
 		int64_t now = time_now_us();
 		if (now >= d->next_housekeeping) {
@@ -1275,7 +1463,7 @@ static void *claimer_main(void *arg)
 			sleep_us(d->nrun > 0 ? DISPATCH_CLAIM_EVERY_US : 10000);
 	}
 	atomic_store(&d->claimer_done, true);
-	(void)curl_multi_wakeup(d->multi);
+	sender_wake(d);
 	return NULL;
 }
 
@@ -1302,9 +1490,21 @@ static void metrics_register(struct dispatcher *d, struct metrics *m)
 		m, "pytake_dispatcher_slots_missed_total",
 		"Claimed sends not started within their pacing slot and given back, by number id.",
 		1, by_number);
+	d->m_full = metrics_counter_new(
+		m, "pytake_dispatcher_slots_missed_inflight_full_total",
+		"Of slots_missed: sends not started because DISPATCH_MAX_INFLIGHT requests "
+		"were in flight (Meta answering slowly), not because the sender was late.",
+		1, by_number);
 	struct metric_family *g = metrics_gauge_new(
 		m, "pytake_dispatcher_inflight", "Campaign requests to Meta in flight.", 0, NULL);
 	d->m_inflight = g ? metrics_series(g, NULL) : NULL;
+	static const int64_t late_bounds[] = { 50, 100, 250, 500, 1000, 2000, 5000 };
+	struct metric_family *h = metrics_histogram_new(
+		m, "pytake_dispatcher_slot_lateness_seconds",
+		"How long after its pacing slot each campaign request started (a request later "
+		"than the dispatcher's allowance is not started: slots_missed).",
+		0, NULL, late_bounds, sizeof late_bounds / sizeof late_bounds[0], 1000000);
+	d->m_lateness = h ? metrics_series(h, NULL) : NULL;
 }
 
 static void dispatcher_free(struct dispatcher *d)
@@ -1315,11 +1515,19 @@ static void dispatcher_free(struct dispatcher *d)
 		(void)curl_multi_remove_handle(d->multi, j->h);
 		job_free(j);
 	}
+	while (d->nidle > 0)
+		curl_easy_cleanup(d->idle[--d->nidle]);
 	jobs_free_list(d->queued);
 	jobs_free_list(d->incoming);
 	jobs_free_list(d->outcomes);
 	if (d->multi)
 		curl_multi_cleanup(d->multi);
+	if (d->ep >= 0)
+		close(d->ep);
+	if (d->timer_fd >= 0)
+		close(d->timer_fd);
+	if (d->wake_fd >= 0)
+		close(d->wake_fd);
 	pthread_mutex_destroy(&d->mu);
 	pthread_cond_destroy(&d->cv);
 	free(d->run);
@@ -1337,8 +1545,7 @@ static void dispatcher_join(struct dispatcher *d)
 		pthread_join(d->claimer, NULL);
 	else
 		atomic_store(&d->claimer_done, true);
-	if (d->multi)
-		(void)curl_multi_wakeup(d->multi);
+	sender_wake(d);
 	if (d->have_sender) {
 		pthread_join(d->sender, NULL);
 	} else {
@@ -1362,7 +1569,16 @@ int dispatcher_start(struct app *app, struct dispatcher **out)
 	if (d == NULL)
 		return -1;
 	d->app = app;
-	pthread_mutex_init(&d->mu, NULL);
+	/* priority-inheriting: the sender runs real-time when it may, and must
+	 * not wait behind a preempted claimer or recorder holding mu */
+	pthread_mutexattr_t ma;
+	pthread_mutexattr_init(&ma);
+	(void)pthread_mutexattr_setprotocol(&ma, PTHREAD_PRIO_INHERIT);
+	pthread_mutex_init(&d->mu, &ma);
+	pthread_mutexattr_destroy(&ma);
+	d->ep = epoll_create1(EPOLL_CLOEXEC);
+	d->timer_fd = timerfd_create(CLOCK_REALTIME, TFD_NONBLOCK | TFD_CLOEXEC);
+	d->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	pthread_cond_init(&d->cv, NULL);
 	metrics_register(d, app->metrics);
 	atomic_init(&d->stop, false);
@@ -1373,8 +1589,18 @@ int dispatcher_start(struct app *app, struct dispatcher **out)
 		snprintf(rnd, sizeof rnd, "%lld", (long long)time_mono_us());
 	snprintf(d->me, sizeof d->me, "%ld-%s", (long)getpid(), rnd);
 	d->multi = curl_multi_init();
-	if (d->multi == NULL || app->graph == NULL)
+	if (d->multi == NULL || app->graph == NULL || d->ep < 0 || d->timer_fd < 0 ||
+	    d->wake_fd < 0)
 		goto fail;
+	struct epoll_event tev = { .events = EPOLLIN, .data.fd = d->timer_fd };
+	struct epoll_event wev = { .events = EPOLLIN, .data.fd = d->wake_fd };
+	if (epoll_ctl(d->ep, EPOLL_CTL_ADD, d->timer_fd, &tev) != 0 ||
+	    epoll_ctl(d->ep, EPOLL_CTL_ADD, d->wake_fd, &wev) != 0)
+		goto fail;
+	(void)curl_multi_setopt(d->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+	(void)curl_multi_setopt(d->multi, CURLMOPT_SOCKETDATA, d);
+	(void)curl_multi_setopt(d->multi, CURLMOPT_TIMERFUNCTION, on_timer);
+	(void)curl_multi_setopt(d->multi, CURLMOPT_TIMERDATA, d);
 	/* in flight: about mps x Meta's latency; the sender never exceeds
 	 * DISPATCH_MAX_INFLIGHT, and idle connections stay cached for reuse */
 	(void)curl_multi_setopt(d->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)DISPATCH_MAX_INFLIGHT);

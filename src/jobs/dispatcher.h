@@ -4,12 +4,25 @@
  * - Three threads per `pytake serve` process, so that database work never
  *   delays a send and sends never wait for database work:
  *     claimer  - housekeeping, the running set, claims (its own pooled
- *                connection); hands committed jobs to the sender;
+ *                connection); builds the claimed requests after COMMIT
+ *                (not while holding the pacing lock / SQLite write gate)
+ *                and hands them to the sender;
  *     sender   - no database at all: starts each request at its pacing
  *                slot and drives every transfer through ONE libcurl multi
  *                handle (about mps x Meta's latency requests in flight:
  *                50 at 1000/s and 50 ms; at most DISPATCH_MAX_INFLIGHT,
- *                idle connections kept for reuse), hands outcomes on;
+ *                idle connections and easy handles kept for reuse), hands
+ *                outcomes on. It sleeps in epoll_wait on one set holding a
+ *                timerfd armed at the next slot's microsecond (absolute,
+ *                CLOCK_REALTIME like the slots), an eventfd for wake-ups
+ *                and libcurl's sockets (CURLMOPT_SOCKETFUNCTION /
+ *                TIMERFUNCTION, curl_multi_socket_action: a wake-up works
+ *                only on the ready sockets). It runs SCHED_FIFO at the
+ *                lowest real-time priority when allowed (CAP_SYS_NICE or
+ *                RLIMIT_RTPRIO), else at nice -10, else as is (logged at
+ *                start): on a busy machine an ordinary thread waited
+ *                several ms for a CPU after its timer fired, and each such
+ *                wait lost slots (below). mu is priority-inheriting;
  *     recorder - writes outcomes, everything that finished since its last
  *                transaction (at most one per DISPATCH_RECORD_EVERY_US, at
  *                most DISPATCH_RECORD_CHUNK) in one transaction of a few
@@ -20,7 +33,9 @@
  *                writers queue on one lock, one.
  *   Hand-over lists are guarded by one mutex. Back-pressure: a process
  *   holds at most DISPATCH_MAX_LOCAL claimed jobs not yet recorded
- *   (queued, in flight or waiting for the recorder); claims wait below it.
+ *   (queued, in flight or waiting for the recorder); claims wait below it
+ *   (4096: the booking below, ~1.85 s at 1000/s, plus what is in flight
+ *   and unrecorded).
  * - Claim (one write transaction per running campaign and claimer loop):
  *   lock the number's pacing row (PostgreSQL SELECT ... FOR UPDATE;
  *   SQLite: the transaction is BEGIN IMMEDIATE, one writer at a time), then
@@ -51,8 +66,15 @@
  *   sender starts each request at its slot, so sends are spaced evenly
  *   across all processes. No claim is made while next_slot_at is more than
  *   DISPATCH_LEAD_US + DISPATCH_HORIZON_US ahead, and a claim takes at most
- *   a horizon's worth of slots (nobody books far into the future; about
- *   0.35-0.6 s is booked ahead at 1000/s).
+ *   DISPATCH_CLAIM_SPAN_US worth of slots (about 1.6-1.85 s is booked ahead
+ *   at 1000/s). The depth is what lets the claimer stall - a slow claim,
+ *   the SQLite write gate held by the recorder, a checkpoint or the
+ *   webhook processor, a starved CPU - without the sender running dry
+ *   (with 0.35-0.6 s booked, stalls left whole seconds without a send).
+ *   The claimer remembers each number's next_slot_at as its last
+ *   transaction saw it (the row only moves forward, whoever books) and
+ *   makes no claim transaction while that is beyond the horizon: most of
+ *   its loops cost no write transaction.
  *   Lateness: a sender thread that the OS schedules late starts jobs after
  *   their slots; late jobs would then bunch with on-time ones. So (a) a
  *   job not started within DISPATCH_LATE_US of its slot is not started at
@@ -61,8 +83,11 @@
  *   for that lateness: I = floor((1 s + LATE) / mps) + 1
  *   (dispatch_slot_interval_us), so a 1-second window, which holds the
  *   starts of slots in a (1 s + LATE) span, never holds more than mps
- *   starts (1000 mps -> at most 994/s sustained); (c) the sender sleeps
- *   until the next slot rounded up to the millisecond, never starting early.
+ *   starts (1000 mps -> at most 994/s sustained); (c) the sender wakes at
+ *   the slot (timerfd), never starting early; how late each start was is
+ *   the histogram pytake_dispatcher_slot_lateness_seconds, and the given-
+ *   back ones are slots_missed (of which slots_missed_inflight_full: not
+ *   late, DISPATCH_MAX_INFLIGHT requests were in flight).
  *   AIMD: a 130429 from Meta sets slow_until = now + DISPATCH_SLOW_US, and
  *   until then I doubles (the number's rate is halved); it recovers when
  *   the period ends.
@@ -100,7 +125,7 @@
  *   ->> 'biz_opaque_callback_data'), Meta accepted it: it is marked 'sent'
  *   with that wamid. Otherwise it goes back to 'pending' and is sent again.
  *   A live process's claims never outlive the TTL: a job waits at most
- *   the booking (< 1 s), its request timeout and the recorder's lag
+ *   the booking (< 2 s), its request timeout and the recorder's lag
  *   (bounded by DISPATCH_MAX_LOCAL).
  *   THE AT-MOST-ONCE BOUNDARY: Meta may have accepted a send whose answer
  *   was lost with the process; biz_opaque_callback_data closes that gap
@@ -122,8 +147,9 @@ struct app;
 struct dispatcher;
 
 #define DISPATCH_MAX_INFLIGHT 512            /* requests in flight per process */
-#define DISPATCH_MAX_LOCAL 1024              /* claimed, unfinished jobs per process */
-#define DISPATCH_HORIZON_US INT64_C(250000)  /* how far ahead slots are booked */
+#define DISPATCH_MAX_LOCAL 4096              /* claimed, unfinished jobs per process */
+#define DISPATCH_HORIZON_US INT64_C(1500000) /* how far ahead slots are booked */
+#define DISPATCH_CLAIM_SPAN_US INT64_C(250000) /* slots one claim takes (a span's worth) */
 #define DISPATCH_CLAIM_EVERY_US INT64_C(20000) /* the claimer's loop while campaigns run */
 #define DISPATCH_RECORD_CHUNK 256            /* outcomes per recorder transaction */
 #define DISPATCH_RECORD_EVERY_US INT64_C(25000) /* a recorder's pace (gathers outcomes) */

@@ -123,6 +123,24 @@ class CampaignsTest(InboxCase):
         by the caller through `bad`)."""
         return collections.Counter(c["body"]["to"] for c in self.sends_to())
 
+    def request_starts(self, cid, calls):
+        """The campaign's request start times (messages.created_at, s),
+        checked against the fake: each accepted send's start precedes its
+        arrival there (so the server's stamps are real, the exact measure of
+        the rate; the fake's own stamps add its scheduling jitter - a
+        Python thread reading a request late on a busy machine bunches it
+        with the next ones)."""
+        start = {}
+        for row in self.srv.sql("SELECT wamid, created_at FROM messages WHERE campaign_id"
+                                " = '%s'" % cid).split():
+            wamid, at = row.split("|")
+            start[wamid] = int(at) / 1e6
+        arrived = {x["wamid"]: x["ts"] for x in calls if x["wamid"]}
+        self.assertEqual(set(start), set(arrived))
+        for wamid, at in start.items():
+            self.assertLessEqual(at, arrived[wamid], "started before Meta saw it")
+        return sorted(start.values())
+
     def recipients(self, cid, **q):
         qs = "&".join("%s=%s" % kv for kv in q.items())
         r = self.call("GET", "/api/v1/campaigns/%s/recipients?%s" % (cid, qs), role="viewer")
@@ -404,14 +422,74 @@ class CampaignsTest(InboxCase):
             for t2, n2 in samples[i:]:
                 if t2 - t <= 1.0:
                     worst = max(worst, n2 - n)
-        # The sampled growth is an upper bound (a slow sample stretches its
-        # window); the fake's arrival timestamps give the exact count.
-        exact = max_in_window([x["ts"] for x in self.sends_to(number)], 1.0)
-        self.assertLessEqual(exact, 50 + 1, "at most 50 sends in any 1-second window")
-        self.assertLessEqual(min(worst, exact), 50 + 5, "at most 50/s (+ sampling slack)")
+        # The guarantee, exactly: the server's own request start times
+        # (checked against the fake's arrivals, see request_starts). The
+        # sampled growth and the fake's stamps carry the fake's jitter: with
+        # a sender that keeps every slot on a busy machine they exceed the
+        # rate now and then, so they are only printed.
+        starts = self.request_starts(c["id"], self.sends_to(number))
+        self.assertEqual(len(starts), 200)
+        exact = max_in_window(starts, 1.0)
+        self.assertLessEqual(exact, 50, "at most 50 request starts in any 1-second window")
+        if os.environ.get("PYTAKE_TEST_VERBOSE"):
+            print("rate 50: worst 1 s window %d at the starts, %d sampled, %d at the fake"
+                  % (exact, worst, max_in_window([x["ts"] for x in self.sends_to(number)],
+                                                  1.0)))
         per_to = collections.Counter(x["body"]["to"] for x in self.sends_to(number))
         self.assertEqual(len(per_to), 200)
         self.assertEqual(set(per_to.values()), {1})
+
+    def histogram(self, srv, name):
+        """{le: cumulative count} and _count of an unlabelled histogram."""
+        text = srv.request("GET", "/metrics").text
+        buckets = {m.group(1): int(m.group(2)) for m in re.finditer(
+            r'^%s_bucket\{le="([^"]+)"\} (\d+)$' % name, text, re.M)}
+        m = re.search(r"^%s_count (\d+)$" % name, text, re.M)
+        return buckets, int(m.group(1)) if m else 0
+
+    def test_sender_starts_on_its_slots_over_reused_connections(self):
+        """The sender (epoll + timerfd + curl_multi_socket_action): the
+        server's own request start times (messages.created_at) never put
+        more than throughput_mps in any 1 s window; every started request
+        is in the slot-lateness histogram, within the allowance (a later
+        one is given back: slots_missed); the transfers reuse a few
+        connections (the socket callback keeps them watched)."""
+        mps, n = 100, 150
+        number = self.new_number(self.a)
+        self.srv.sql("UPDATE whatsapp_numbers SET throughput_mps = %d WHERE id = '%s'"
+                     % (mps, number["id"]))
+        tpl = self.template(number)
+        self.contacts(n)
+        name = "pytake_dispatcher_slot_lateness_seconds"
+        _, count0 = self.histogram(self.srv, name)
+        missed0 = self.metric(self.srv, "pytake_dispatcher_slots_missed_total", number)
+        c = self.campaign(tpl, number=number)
+        self.assertEqual(self.admin("POST", "/api/v1/campaigns/%s/start" % c["id"]).status, 200)
+        done = self.wait_status(c["id"], "completed", timeout=60)
+        self.assertEqual(done["counters"]["sent"], n)
+        calls = self.sends_to(number)
+        self.assertEqual(len(calls), n)
+        starts = self.request_starts(c["id"], calls)
+        self.assertEqual(len(starts), n)
+        self.assertLessEqual(max_in_window(starts, 1.0), mps)
+        buckets, count1 = self.histogram(self.srv, name)
+        # one observation per started request, all within DISPATCH_LATE_US
+        # (5 ms); given-back ones are counted as missed slots instead
+        self.assertEqual(count1 - count0, n)
+        self.assertEqual(buckets.get("0.005"), count1)
+        self.assertEqual(buckets.get("+Inf"), count1)
+        missed = self.metric(self.srv, "pytake_dispatcher_slots_missed_total", number) - missed0
+        sched = [x.get("scheduling") for x in self.srv.log_lines()
+                 if x.get("msg") == "dispatcher: sender started"]
+        self.assertIn(sched[-1] if sched else None, ("SCHED_FIFO", "nice -10", "normal"))
+        # a real-time sender is rarely kept waiting for a CPU (under ASan on a
+        # loaded machine, a few dozen of 150); one that woke on a coarse
+        # timeout instead of its slot timer would miss most of its 10 ms slots
+        if sched[-1] == "SCHED_FIFO":
+            self.assertLess(missed, n // 3, "the sender wakes at its slots")
+        ports = {x["peer_port"] for x in calls}
+        self.assertLessEqual(len(ports), 10, "connections reused: %d for %d sends"
+                             % (len(ports), n))
 
     def test_pair_rule_holds_across_campaigns_of_the_number(self):
         """Two campaigns of one number with the same audience, started
@@ -445,6 +523,9 @@ class CampaignsTest(InboxCase):
     def test_rate_limit_error_retried_and_permanent_failure(self):
         tpl = self.template()
         people = self.contacts(4)
+        names = ("pytake_dispatcher_sends_total", "pytake_dispatcher_retries_total",
+                 "pytake_dispatcher_failures_total")
+        before = [self.metric(self.srv, n, self.number) for n in names]
         self.fake.error(match={"path_regex": "/messages$"}, code=130429, http_status=429,
                         count=3)
         c = self.campaign(tpl)
@@ -470,6 +551,15 @@ class CampaignsTest(InboxCase):
         self.assertEqual((item["status"], item["error_code"], item["attempts"]),
                          ("failed", 131026, 1))
         self.assertEqual(len(self.sends_to()), 1)
+        # /metrics, per number: 4 accepted sends, 3 retries, 1 failure
+        want = [b + d for b, d in zip(before, (4, 3, 1))]
+        deadline = time.monotonic() + 5
+        while True:
+            got = [self.metric(self.srv, n, self.number) for n in names]
+            if got == want or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        self.assertEqual(dict(zip(names, got)), dict(zip(names, want)))
 
     def test_pause_resume_cancel(self):
         number = self.new_number(self.a)
@@ -608,10 +698,16 @@ class CampaignsTest(InboxCase):
             % c["id"]).split())
         self.assertEqual(wamids, {x["wamid"] for x in calls})
         worst = max_in_window([x["ts"] for x in calls], 1.0)
+        # exactly, at both processes' request starts (messages.created_at,
+        # checked against the fake's arrivals); the fake's stamps add its
+        # own jitter (see test_rate_limit_held)
+        starts = self.request_starts(c["id"], calls)
+        exact = max_in_window(starts, 1.0)
         if os.environ.get("PYTAKE_TEST_VERBOSE"):
-            print("two processes: sends %d + %d, worst 1 s window %d (mps %d), %.1f s"
-                  % (first_sends, second_sends, worst, mps, took))
-        self.assertLessEqual(worst, mps + 1, "the number's rate held across both processes")
+            print("two processes: sends %d + %d, worst 1 s window %d at starts, %d at the"
+                  " fake (mps %d), %.1f s" % (first_sends, second_sends, exact, worst, mps, took))
+        self.assertEqual(len(starts), n)
+        self.assertLessEqual(exact, mps, "the number's rate held across both processes")
         self.assertGreaterEqual(took, (n - mps) / mps)
 
     @unittest.skipUnless(os.environ.get("PYTAKE_TEST_ENGINE") == "postgresql",

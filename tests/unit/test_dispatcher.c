@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "domain/campaigns.h"
+#include "domain/numbers.h"
 #include "jobs/dispatcher.h"
 
 static void test_interval(void **state)
@@ -109,6 +110,27 @@ static int worst_window(const int64_t *starts, int n)
 			worst = in;
 	}
 	return worst;
+}
+
+/* The claim-ahead depth fits under the per-process cap: at the highest
+ * rate a number may have, what is booked (lead + horizon + one claim's
+ * span), in flight and waiting for the recorder stays below
+ * DISPATCH_MAX_LOCAL, else the cap and not the horizon limits the
+ * booking (with 1,024 and a 0.35-0.6 s booking the sender ran dry
+ * whenever the claimer stalled). And a claimed job, booked as far ahead
+ * as allowed, still starts and times out well within its claim's TTL. */
+static void test_booking_fits_the_caps(void **state)
+{
+	(void)state;
+	int64_t booked_us = DISPATCH_LEAD_US + DISPATCH_HORIZON_US + DISPATCH_CLAIM_SPAN_US;
+	int64_t booked = booked_us * NUMBERS_MAX_MPS / 1000000;
+	/* + requests in flight + one second of outcomes not yet recorded */
+	assert_true(booked + DISPATCH_MAX_INFLIGHT + NUMBERS_MAX_MPS <= DISPATCH_MAX_LOCAL);
+	assert_true(DISPATCH_HORIZON_US >= 1000000); /* a 1 s claimer stall costs no slot */
+	assert_true(booked_us + DISPATCH_REQUEST_TIMEOUT_MS * 1000 + 2000000 <
+		    DISPATCH_CLAIM_TTL_US);
+	/* one claim takes a span, several claims fill the horizon */
+	assert_true(DISPATCH_CLAIM_SPAN_US < DISPATCH_HORIZON_US);
 }
 
 static void test_pace_window_with_lateness(void **state)
@@ -270,6 +292,7 @@ int main(void)
 		cmocka_unit_test(test_classify),      cmocka_unit_test(test_state_machine),
 		cmocka_unit_test(test_resolve_parameters), cmocka_unit_test(test_slot_interval),
 		cmocka_unit_test(test_pace_window_with_lateness),
+		cmocka_unit_test(test_booking_fits_the_caps),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
