@@ -79,8 +79,11 @@ struct webhook_processor;
 #define WEBHOOK_PROC_BATCH 500
 /* SQLite: a batch holds the database's only write lock, and the webhook
  * acks wait behind it (their group commit needs the same lock): smaller
- * batches bound that wait (bench/README.md, webhook section). */
-#define WEBHOOK_PROC_BATCH_SQLITE 64
+ * batches bound that wait, larger ones cost less CPU per event. Quiet
+ * machine, gate priority on (bench/README.md, webhook section): 64 ->
+ * p99 13-16 ms at 10.0-13.4k acks/s (96-129 us CPU per ack); 256 -> p99
+ * 20-26 ms at 13.6-16.0k (76-90 us); 512 -> p99 34-40 ms. */
+#define WEBHOOK_PROC_BATCH_SQLITE 256
 /* PostgreSQL: the processor thread's nice value (see the design note). */
 #define WEBHOOK_PROC_NICE_PG 10
 #define WEBHOOK_PROC_MAX_ATTEMPTS 3
