@@ -13,7 +13,8 @@
  *     UTF-8 without controls, and has no empty, "." or ".." segment; an
  *     invalid one has a reason; only a raw path over HTTP_MAX_PATH_BYTES
  *     is "too long";
- *   - the router on a decoded path: a found route has the asked method,
+ *   - the router on a decoded path: a found route has the asked method
+ *     (GET for a HEAD),
  *     its parameters are non-empty and free of '/'; 405 lists methods;
  *   - a query argument unescapes in place to at most its length, with the
  *     returned length its strlen (no NUL is ever produced).
@@ -57,7 +58,8 @@ static void check_route(struct arena *a, const char *method, const char *path)
 
 	switch (router_match(api_routes, api_routes_count, &req, &rt, &allow)) {
 	case ROUTE_FOUND:
-		if (rt == NULL || strcmp(rt->method, method) != 0 || rt->handler == NULL)
+		if (rt == NULL || rt->handler == NULL ||
+		    strcmp(rt->method, strcmp(method, "HEAD") == 0 ? "GET" : method) != 0)
 			__builtin_trap();
 		for (int i = 0; i < req.nparams; i++)
 			if (req.param_values[i] == NULL || req.param_values[i][0] == '\0' ||

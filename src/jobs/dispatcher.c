@@ -319,11 +319,13 @@ struct claim_tx {
 /* Lock and read the pacing row; *next and *slow_until. */
 static int pace_lock(struct claim_tx *t, struct db_conn *c, int64_t *next, int64_t *slow)
 {
-	struct db_param p[] = { DBP_TEXT(t->cp->number_id), DBP_INT(t->now) };
+	struct db_param p[] = { DBP_TEXT(t->cp->number_id), DBP_INT(t->now),
+				DBP_TEXT(t->cp->org_id) };
 	int rc = db_exec(c,
-			 "INSERT INTO number_rate_state (whatsapp_number_id, next_slot_at, slow_until,"
-			 " updated_at) VALUES ($1, 0, 0, $2) ON CONFLICT (whatsapp_number_id) DO NOTHING",
-			 p, 2, NULL, NULL);
+			 "INSERT INTO number_rate_state (whatsapp_number_id, organization_id,"
+			 " next_slot_at, slow_until, updated_at) VALUES ($1, $3, 0, 0, $2)"
+			 " ON CONFLICT (whatsapp_number_id) DO NOTHING",
+			 p, 3, NULL, NULL);
 	struct db_res *r = NULL;
 	if (rc == DB_OK)
 		rc = db_exec(c,

@@ -25,6 +25,10 @@
 #define MAX_BACKOFF_MS 5000
 #define DEPTH_EVERY_US 1000000
 #define SWEEP_BUSY_US 10000000
+/* A status kept for a wamid that has not appeared after this long never
+ * will (a send that failed before Meta's answer was recorded, another
+ * installation's message on a shared number): the sweep deletes it. */
+#define PENDING_STATUS_TTL_US (7LL * 24 * 3600 * 1000000)
 #define ROUTE_CACHE 16
 #define MAX_ROUTES 64         /* distinct orgs one event may split into */
 
@@ -631,6 +635,15 @@ static int sweep_fn(struct db_conn *c, void *ctx)
 		*applied += n > 0 ? n : 0;
 	}
 	db_res_free(r);
+	if (rc != DB_OK)
+		return rc;
+	int64_t expired = 0;
+	const struct db_param p[] = { DBP_INT(time_now_us() - PENDING_STATUS_TTL_US) };
+	rc = db_exec(c, "DELETE FROM pending_statuses WHERE received_at < $1", p, 1, NULL,
+		     &expired);
+	if (rc == DB_OK && expired > 0)
+		log_event(LOG_INFO, "webhook processor: expired statuses of wamids never seen",
+			  LF_I("count", expired));
 	return rc;
 }
 

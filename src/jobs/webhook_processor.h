@@ -34,7 +34,9 @@
  *   bodies) at a time; the outbound messages that the window's statuses
  *   name are looked up in one go (wh_known_fetch, webhook_apply.h), so a
  *   status is a queued UPDATE of a known message, or a pending_statuses
- *   row for an unknown one held back and written with the others in
+ *   row for an unknown one (applied when the message appears, deleted by
+ *   the sweep after PENDING_STATUS_TTL_US, 7 days) held back and written
+ *   with the others in
  *   multi-row INSERTs; the marks (processed_at, routing, error) are grouped
  *   by what they set and written as UPDATE ... WHERE id IN (up to 64 ids)
  *   when the window ends. What needs an answer (the claim, a number's

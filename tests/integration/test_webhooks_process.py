@@ -267,6 +267,21 @@ class WebhookProcessTest(unittest.TestCase):
                       [["delivered", "1764410302000000"]])
         self.wait_for("SELECT COUNT(*) FROM pending_statuses WHERE wamid = '%s'" % w, [["0"]])
 
+    def test_pending_statuses_expire_after_seven_days(self):
+        """A status kept for a wamid that never appears is deleted by the
+        processor's sweep once it is 7 days old; a younger one stays."""
+        now_us = int(time.time() * 1e6)
+        day = 24 * 3600 * 10**6
+        stale, young = ("wamid.stale-" + uuid.uuid4().hex, "wamid.young-" + uuid.uuid4().hex)
+        for w, age in ((stale, 8 * day), (young, 6 * day)):
+            self.srv.sql("INSERT INTO pending_statuses (wamid, status, organization_id,"
+                         " status_at, payload, received_at) VALUES ('%s', 'delivered', NULL,"
+                         " 1764410302000000, '{}', %d)" % (w, now_us - age))
+        self.wait_for("SELECT COUNT(*) FROM pending_statuses WHERE wamid = '%s'" % stale,
+                      [["0"]])
+        self.assertEqual(self.q("SELECT COUNT(*) FROM pending_statuses WHERE wamid = '%s'"
+                                % young), [["1"]])
+
     def test_batched_entries_all_applied(self):
         self.post(sample("batched_entries.json"))
         self.wait_processed()

@@ -220,7 +220,6 @@ static void test_upgrade_embedded(void **state)
  * either scoped or listed with its reason. */
 static const char *const not_tenant_tables[] = {
 	"login_failures",    /* per email, counted before any organization is known */
-	"number_rate_state", /* keyed by whatsapp_number_id (a tenant row): dispatcher pacing */
 	"organizations",     /* the tenants themselves */
 	"rate_cards",        /* Meta's prices, one card for the installation */
 	"schema_migrations", /* the migration runner's own table */
