@@ -21,7 +21,7 @@
 # (migration 0012) and stop after 51 rows, never sort the org's
 # conversations or read messages.
 # Then, after one checked request (50 items, a next_cursor):
-#   wrk -t2 -c8 -d10s --latency -s bench/conversations.lua \
+#   wrk -t2 -c8 -d10s --latency -s bench/get.lua \
 #     "http://127.0.0.1:PORT/api/v1/conversations?limit=50"
 # with the agent's Bearer token, the server's CPU time per request
 # (/proc/PID/stat: less sensitive to the machine's load than requests/s;
@@ -271,12 +271,12 @@ assert items[0]["contact"]["name"] == "Contact %d" % (int(sys.argv[1]) - 1), ite
 print("first page: %d items, newest %s (unread %d), next_cursor set, %d bytes"
       % (len(items), items[0]["contact"]["name"], items[0]["unread_count"], len(json.dumps(b))))
 ' "$NCONV"
-	echo "command: wrk -t$THREADS -c$CONNS -d$DURATION --latency -s bench/conversations.lua \"http://127.0.0.1:PORT/api/v1/conversations?limit=50\""
+	echo "command: wrk -t$THREADS -c$CONNS -d$DURATION --latency -s bench/get.lua \"http://127.0.0.1:PORT/api/v1/conversations?limit=50\""
 	echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 	local cpu0 cpu1 db0=0 db1=0
 	cpu0=$(awk '{print $14 + $15}' "/proc/$SERVER_PID/stat")
 	[[ "$engine" == sqlite ]] || db0=$(pg_cpu)
-	wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s "$ROOT/bench/conversations.lua" "$u" \
+	wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s "$ROOT/bench/get.lua" "$u" \
 		>"$dir/wrk.out"
 	cpu1=$(awk '{print $14 + $15}' "/proc/$SERVER_PID/stat")
 	[[ "$engine" == sqlite ]] || db1=$(pg_cpu)

@@ -16,7 +16,7 @@
 #
 # Then, for each group_by (day, category, campaign, market,
 # whatsapp_number):
-#   wrk -t2 -c8 -d10s --latency -s bench/costs_summary.lua \
+#   wrk -t2 -c8 -d10s --latency -s bench/get.lua \
 #     "http://127.0.0.1:PORT/api/v1/costs/summary?from=2026-03-01&to=2026-03-31&group_by=G"
 # Uses PYTAKE_TEST_PG_URL when set (an admin URL; a fresh database is made
 # in it), else starts a throwaway PostgreSQL with tests/lib/pg.sh.
@@ -136,6 +136,6 @@ for g in day category campaign market whatsapp_number; do
 	groups=$(curl -sf -H "Authorization: Bearer $TOKEN" "$u" | python3 -c \
 		'import json,sys; b=json.load(sys.stdin); print(len(b["groups"]), b["messages"], b["total"])')
 	echo "== group_by=$g (groups messages total: $groups)"
-	wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s bench/costs_summary.lua "$u" |
+	wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s bench/get.lua "$u" |
 		grep -E "SUMMARY|Latency  "
 done

@@ -5,7 +5,7 @@
 # points at a build already made, starts `pytake serve` on SQLite in a temp
 # dir on a free loopback port (LOG_LEVEL=warn, RATE_LIMIT_ENABLED=false),
 # waits for /health, runs
-#   wrk -t2 -c64 -d15s --latency -s bench/health.lua http://127.0.0.1:PORT/health
+#   wrk -t2 -c64 -d15s --latency -s bench/get.lua http://127.0.0.1:PORT/health
 # and stops the server by its PID. Prints the machine facts and wrk's
 # SUMMARY line for bench/README.md.
 # Environment: WRK_THREADS (2), WRK_CONNECTIONS (64), WRK_DURATION (15s).
@@ -83,9 +83,9 @@ echo "commit:  $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unkno
 echo "cores:   $(nproc)"
 echo "cpu:     $(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -n 1)"
 echo "memory:  $(free -h | awk '/^Mem:/ {print $2}')"
-echo "command: wrk -t$THREADS -c$CONNS -d$DURATION --latency -s bench/health.lua http://127.0.0.1:PORT/health"
+echo "command: wrk -t$THREADS -c$CONNS -d$DURATION --latency -s bench/get.lua http://127.0.0.1:PORT/health"
 echo
-wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s "$ROOT/bench/health.lua" \
+wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s "$ROOT/bench/get.lua" \
 	"http://127.0.0.1:$PORT/health" | tee "$TMP/wrk.out"
 if ! grep -q '^SUMMARY ' "$TMP/wrk.out"; then
 	echo "bench: wrk printed no SUMMARY line" >&2
@@ -115,9 +115,9 @@ if [[ "${BENCH_AUTH:-1}" != "0" ]]; then
 	PYTAKE_BENCH_TOKEN="$(python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])' <<<"$LOGIN")"
 	export PYTAKE_BENCH_TOKEN
 	echo
-	echo "command: wrk -t$THREADS -c$CONNS -d$DURATION --latency -s bench/auth_me.lua http://127.0.0.1:PORT/api/v1/auth/me"
+	echo "command: wrk -t$THREADS -c$CONNS -d$DURATION --latency -s bench/get.lua http://127.0.0.1:PORT/api/v1/auth/me"
 	echo
-	wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s "$ROOT/bench/auth_me.lua" \
+	wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s "$ROOT/bench/get.lua" \
 		"http://127.0.0.1:$PORT/api/v1/auth/me" | tee "$TMP/wrk-auth.out"
 	if ! grep -q '^SUMMARY .* non_2xx=0 ' "$TMP/wrk-auth.out"; then
 		echo "bench: /auth/me run had no SUMMARY line or non-2xx answers" >&2
