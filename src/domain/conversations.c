@@ -106,40 +106,56 @@ int conversations_find_current(struct db_conn *c, const char *org_id, const char
 			p, 3, out);
 }
 
+int conversations_open_id(struct db_conn *c, const char *org_id, const char *contact_id,
+			  const char *number_id, int64_t now, char id_out[37])
+{
+	struct db_res *r = NULL;
+	const struct db_param q[] = { DBP_TEXT(org_id), DBP_TEXT(contact_id),
+				      DBP_TEXT(number_id), DBP_INT(now) };
+	int rc = db_exec(c,
+			 "SELECT id, status FROM conversations WHERE organization_id = $1"
+			 " AND contact_id = $2 AND whatsapp_number_id = $3"
+			 " ORDER BY CASE WHEN status = 'open' THEN 0 ELSE 1 END,"
+			 " created_at DESC, id DESC LIMIT 1",
+			 q, 3, &r, NULL);
+	if (rc != DB_OK)
+		goto out;
+	if (db_rows(r) == 1) {
+		snprintf(id_out, 37, "%s", db_get_text(r, 0, 0));
+		if (strcmp(db_get_text(r, 0, 1), "open") == 0)
+			goto out;
+		/* reopen the most recent closed one; a concurrent opener makes
+		 * this a unique violation (DB_ERR_CONFLICT) */
+		const struct db_param u[] = { DBP_TEXT(org_id), DBP_TEXT(id_out), DBP_INT(now) };
+		rc = db_exec(c,
+			     "UPDATE conversations SET status = 'open', updated_at = $3"
+			     " WHERE organization_id = $1 AND id = $2 AND status = 'closed'",
+			     u, 3, NULL, NULL);
+		goto out;
+	}
+	if (uuid_v7_str(id_out) != 0) {
+		rc = DB_ERR;
+		goto out;
+	}
+	const struct db_param p[] = { DBP_TEXT(id_out), DBP_TEXT(org_id), DBP_TEXT(contact_id),
+				      DBP_TEXT(number_id), DBP_INT(now) };
+	rc = db_exec(c,
+		     "INSERT INTO conversations (id, organization_id, contact_id,"
+		     " whatsapp_number_id, status, unread_count, created_at, updated_at)"
+		     " VALUES ($1, $2, $3, $4, 'open', 0, $5, $5)",
+		     p, 5, NULL, NULL);
+out:
+	db_res_free(r);
+	return rc;
+}
+
 int conversations_open(struct db_conn *c, const char *org_id, const char *contact_id,
 		       const char *number_id, struct conversation *out)
 {
-	int rc = conversations_find_current(c, org_id, contact_id, number_id, out);
-	if (rc < 0)
-		return rc;
-	int64_t now = time_now_us();
-	if (rc == 0) {
-		if (strcmp(out->status, "open") == 0)
-			return 0;
-		/* reopen the most recent closed one; a concurrent opener makes
-		 * this a unique violation (DB_ERR_CONFLICT) */
-		struct db_param q[] = { DBP_TEXT(org_id), DBP_TEXT(out->id), DBP_INT(now) };
-		rc = db_exec(c,
-			     "UPDATE conversations SET status = 'open', updated_at = $3 "
-			     "WHERE organization_id = $1 AND id = $2 AND status = 'closed'",
-			     q, 3, NULL, NULL);
-		if (rc != DB_OK)
-			return rc;
-		char id[37];
-		snprintf(id, sizeof id, "%s", out->id);
-		rc = conversations_find(c, org_id, id, out);
-		return rc == 1 ? DB_ERR : rc;
-	}
 	char id[37];
-	if (uuid_v7_str(id) != 0)
+	if (!uuid_is_valid(org_id) || !uuid_is_valid(contact_id) || !uuid_is_valid(number_id))
 		return DB_ERR;
-	struct db_param p[] = { DBP_TEXT(id), DBP_TEXT(org_id), DBP_TEXT(contact_id),
-				DBP_TEXT(number_id), DBP_INT(now) };
-	rc = db_exec(c,
-		     "INSERT INTO conversations (id, organization_id, contact_id, "
-		     "whatsapp_number_id, status, unread_count, created_at, updated_at) "
-		     "VALUES ($1, $2, $3, $4, 'open', 0, $5, $5)",
-		     p, 5, NULL, NULL);
+	int rc = conversations_open_id(c, org_id, contact_id, number_id, time_now_us(), id);
 	if (rc != DB_OK)
 		return rc;
 	rc = conversations_find(c, org_id, id, out);

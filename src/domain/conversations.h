@@ -85,10 +85,18 @@ int conversations_find_current(struct db_conn *c, const char *org_id, const char
 	__attribute__((warn_unused_result));
 
 /* The open conversation of (contact_id, number_id): the current one
- * (above), reopened when it was closed, or one opened now (no window,
+ * (above), reopened when it was closed, or one opened at now (no window,
  * nothing unread) when the pair never had one. Both ids must belong to
- * org_id (the caller checked). 0 and *out, or < 0 db_status
- * (DB_ERR_CONFLICT when a concurrent transaction opened one first). */
+ * org_id (the caller checked). Its id into id_out; DB_OK, or < 0
+ * db_status (DB_ERR_CONFLICT when a concurrent transaction opened one
+ * first). The one opener of conversations: the webhook processor's
+ * inbound messages and sends (below) both go through it. */
+int conversations_open_id(struct db_conn *c, const char *org_id, const char *contact_id,
+			  const char *number_id, int64_t now, char id_out[37])
+	__attribute__((warn_unused_result));
+
+/* conversations_open_id, then the conversation read back into *out.
+ * 0 or < 0 db_status. */
 int conversations_open(struct db_conn *c, const char *org_id, const char *contact_id,
 		       const char *number_id, struct conversation *out)
 	__attribute__((warn_unused_result));

@@ -11,6 +11,7 @@
 #include "core/uuid.h"
 #include "db/sqlrepeat.h"
 #include "domain/audit.h"
+#include "domain/conversations.h"
 #include "domain/costs.h"
 #include "domain/templates.h"
 #include "jobs/webhook_processor.h"
@@ -147,50 +148,6 @@ bool webhook_is_opt_out_keyword(const char *text, const char *keywords)
 }
 
 /* ---- conversations ---- */
-
-/* The conversation an inbound message of (contact, number) goes to: the
- * open one; else the most recent closed one, reopened; else a new one
- * (conversations.h: closing does not end the thread). */
-static int conversation_open(struct db_conn *c, const char *org_id, const char *contact_id,
-			     const char *number_id, int64_t now, char id_out[37])
-{
-	struct db_res *r = NULL;
-	const struct db_param q[] = { DBP_TEXT(org_id), DBP_TEXT(contact_id),
-				      DBP_TEXT(number_id) };
-	int rc = db_exec(c,
-			 "SELECT id, status FROM conversations WHERE organization_id = $1"
-			 " AND contact_id = $2 AND whatsapp_number_id = $3"
-			 " ORDER BY CASE WHEN status = 'open' THEN 0 ELSE 1 END,"
-			 " created_at DESC, id DESC LIMIT 1",
-			 q, 3, &r, NULL);
-	if (rc != DB_OK)
-		goto out;
-	if (db_rows(r) == 1) {
-		snprintf(id_out, 37, "%s", db_get_text(r, 0, 0));
-		if (strcmp(db_get_text(r, 0, 1), "open") == 0)
-			goto out;
-		const struct db_param u[] = { DBP_TEXT(id_out), DBP_INT(now) };
-		rc = db_exec(c,
-			     "UPDATE conversations SET status = 'open', updated_at = $2"
-			     " WHERE id = $1 AND status = 'closed'",
-			     u, 2, NULL, NULL);
-		goto out;
-	}
-	if (uuid_v7_str(id_out) != 0) {
-		rc = DB_ERR;
-		goto out;
-	}
-	const struct db_param p[] = { DBP_TEXT(id_out), DBP_TEXT(org_id), DBP_TEXT(contact_id),
-				      DBP_TEXT(number_id), DBP_INT(now) };
-	rc = db_exec(c,
-		     "INSERT INTO conversations (id, organization_id, contact_id,"
-		     " whatsapp_number_id, status, unread_count, created_at, updated_at)"
-		     " VALUES ($1, $2, $3, $4, 'open', 0, $5, $5)",
-		     p, 5, NULL, NULL);
-out:
-	db_res_free(r);
-	return rc;
-}
 
 /* A new inbound message at ts: activity, window = ts + 24 h, unread + 1.
  * Times only move forward (an older message arriving late keeps them). */
@@ -622,7 +579,8 @@ static int apply_inbound(struct db_conn *c, const struct wa_number *n,
 			    profile_name(ch, m->from, m->from_user_id), now, &who);
 	if (rc == DB_OK) {
 		memcpy(ids.contact_id, who.id, sizeof ids.contact_id);
-		rc = conversation_open(c, n->organization_id, who.id, n->id, now, ids.conv_id);
+		rc = conversations_open_id(c, n->organization_id, who.id, n->id, now,
+					   ids.conv_id);
 	}
 	if (rc == DB_OK)
 		rc = message_insert(c, &ids, m, &inserted);
