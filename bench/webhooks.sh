@@ -29,7 +29,10 @@
 # known yet (route, look the wamid up, keep it in pending_statuses) instead
 # of marking an unknown number's event.
 # Environment: WRK_THREADS (2), WRK_CONNECTIONS (64), WRK_DURATION (15s),
-# BENCH_ENGINES ("sqlite postgresql"), PYTAKE_BUILD_DIR (build-release).
+# BENCH_ENGINES ("sqlite postgresql"), PYTAKE_BUILD_DIR (build-release),
+# BENCH_PERF (a directory: `perf record` samples the server while wrk runs
+# and the top of `perf report` by thread and symbol goes to
+# BENCH_PERF/perf-ENGINE-PHASE.txt, the samples to perf-ENGINE-PHASE.data).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -169,11 +172,30 @@ run_engine() {
 	echo "startup peak: $(awk '/^VmHWM/ {printf "%.1f MB", $2/1024}' "/proc/$SERVER_PID/status")"
 	echo 5 >"/proc/$SERVER_PID/clear_refs" 2>/dev/null || echo "(cannot reset VmHWM)"
 	echo "command: ${PYTAKE_BENCH_RATE:+PYTAKE_BENCH_RATE=$PYTAKE_BENCH_RATE PYTAKE_BENCH_THREADS=$THREADS }wrk -t$THREADS -c$conns -d$duration --latency -s bench/webhooks.lua http://127.0.0.1:PORT/webhooks/meta"
-	local cpu0 cpu1
+	local cpu0 cpu1 perf_pid=""
+	if [[ -n "${BENCH_PERF:-}" ]]; then
+		# A flat CPU profile of the server while wrk runs (by thread and
+		# symbol), written next to the other outputs; see BENCH_PERF above.
+		perf record -q -F 499 -p "$SERVER_PID" -o "$dir/perf.data" -- sleep "${duration%s}" \
+			>/dev/null 2>&1 &
+		perf_pid=$!
+	fi
 	cpu0=$(awk '{print $14 + $15}' "/proc/$SERVER_PID/stat")
 	wrk -t"$THREADS" -c"$conns" -d"$duration" --latency -s "$ROOT/bench/webhooks.lua" \
 		"http://127.0.0.1:$port/webhooks/meta" | tee "$dir/wrk.out" | grep -E "SUMMARY|Latency|Requests/sec"
 	cpu1=$(awk '{print $14 + $15}' "/proc/$SERVER_PID/stat")
+	if [[ -n "$perf_pid" ]]; then
+		wait "$perf_pid" || true
+		mkdir -p "$BENCH_PERF"
+		{
+			perf report -i "$dir/perf.data" --no-children --sort comm --stdio 2>/dev/null |
+				grep -v '^#' | grep -v '^$' || true
+			perf report -i "$dir/perf.data" --no-children --sort comm,dso,symbol --stdio \
+				2>/dev/null | grep -v '^#' | grep -v '^$' | head -n 80 || true
+		} >"$BENCH_PERF/perf-$engine-$phase.txt"
+		cp "$dir/perf.data" "$BENCH_PERF/perf-$engine-$phase.data"
+		echo "profile: $BENCH_PERF/perf-$engine-$phase.txt"
+	fi
 	awk -v c="$((cpu1 - cpu0))" -v t="$(getconf CLK_TCK)" '/^SUMMARY/ {
 		split($0, a, "requests="); printf "server CPU: %.1f s, %.1f ms per 1000 requests\n", c / t, c / t * 1e6 / a[2] }' "$dir/wrk.out"
 	if [[ "$phase" == sustained ]]; then

@@ -28,6 +28,7 @@ static void *worker(void *arg)
 {
 	struct workpool *p = arg;
 
+	(void)pthread_setname_np(pthread_self(), "pt-workpool");
 	if (p->nice_incr > 0) {
 		/* Linux: nice is per thread; PRIO_PROCESS with a thread id. */
 		id_t tid = (id_t)gettid();

@@ -3,9 +3,16 @@
  * One sqlite3 handle per pooled connection, opened SQLITE_OPEN_NOMUTEX (the
  * pool guarantees one thread at a time), in WAL mode with
  * synchronous=NORMAL, foreign_keys=ON and a busy_timeout. Parameters are
- * written $1..$n as for PostgreSQL and bound by name. Prepared statements
- * are cached per connection by SQL text (at most DB_STMT_CACHE_MAX, the
- * oldest is finalized first). Rows are copied into a struct db_res.
+ * written $1..$n as for PostgreSQL. Prepared statements are cached per
+ * connection by SQL text (at most DB_STMT_CACHE_MAX, the oldest is
+ * finalized first; looked up by hash and length before strcmp), each with
+ * the map from SQLite's parameter slots to $k built once at prepare time:
+ * binding by name on every call (sqlite3_bind_parameter_name/_index scan
+ * the statement's parameter list) was quadratic in the parameter count,
+ * and the batch statements of the webhook path carry thousands
+ * (test_sqlite_many_parameters). Text and blobs are bound without a copy
+ * (SQLITE_STATIC): the bindings are cleared before db_exec returns. Rows
+ * are copied into a struct db_res.
  *
  * Write gate: SQLite has one writer at a time, and a connection that finds
  * the write lock taken waits in SQLite's busy handler, which sleeps 1, 2,
@@ -57,9 +64,13 @@
  * Without a gate (":memory:", no memory) or if the thread cannot start,
  * SQLite's automatic checkpoint stays on. */
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -329,6 +340,7 @@ static void *ckpt_main(void *arg)
 	sqlite3 *h = NULL;
 	long long page_size = 4096;
 
+	(void)pthread_setname_np(pthread_self(), "pt-sqlite-ckpt");
 	pthread_mutex_lock(&g->mu);
 	for (;;) {
 		while (!g->ckpt_want && !g->ckpt_stop)
@@ -387,7 +399,12 @@ static int wal_hook(void *arg, sqlite3 *h, const char *dbname, int frames)
 
 struct stmt_entry {
 	char *sql;
+	size_t len;
+	uint64_t hash;
 	sqlite3_stmt *stmt;
+	int nslots;   /* sqlite3_bind_parameter_count */
+	int *param;   /* slot j+1 binds $(param[j]+1); -1: not a $k name */
+	int max_param; /* largest k of the $k names, INT_MAX when one is bad */
 };
 
 struct sqlite_conn {
@@ -521,6 +538,7 @@ static void sq_disconnect(struct db_conn *c)
 	for (int i = 0; i < sc->ncache; i++) {
 		sqlite3_finalize(sc->cache[i].stmt);
 		free(sc->cache[i].sql);
+		free(sc->cache[i].param);
 	}
 	sqlite3_close_v2(sc->h); /* rolls back an open transaction */
 	if (sc->holding)
@@ -530,18 +548,59 @@ static void sq_disconnect(struct db_conn *c)
 	c->impl = NULL;
 }
 
+/* FNV-1a over sql; *len gets its length. */
+static uint64_t sql_hash(const char *sql, size_t *len)
+{
+	uint64_t h = 14695981039346656037ULL;
+	const unsigned char *p = (const unsigned char *)sql;
+
+	for (; *p != '\0'; p++)
+		h = (h ^ *p) * 1099511628211ULL;
+	*len = (size_t)(p - (const unsigned char *)sql);
+	return h;
+}
+
+/* The $k each parameter slot of st names (e->param, e->max_param). */
+static bool map_params(struct stmt_entry *e)
+{
+	e->nslots = sqlite3_bind_parameter_count(e->stmt);
+	e->max_param = 0;
+	e->param = NULL;
+	if (e->nslots == 0)
+		return true;
+	e->param = malloc((size_t)e->nslots * sizeof *e->param);
+	if (e->param == NULL)
+		return false;
+	for (int j = 0; j < e->nslots; j++) {
+		const char *nm = sqlite3_bind_parameter_name(e->stmt, j + 1);
+		int64_t k = 0;
+		if (nm == NULL || nm[0] != '$' || db_parse_int64(nm + 1, &k) != 0 || k < 1 ||
+		    k > INT_MAX - 1) {
+			e->param[j] = -1;
+			e->max_param = INT_MAX;
+			continue;
+		}
+		e->param[j] = (int)k - 1;
+		if (k > e->max_param)
+			e->max_param = (int)k;
+	}
+	return true;
+}
+
 /* Cached statement for sql, preparing it on a miss. */
 static int stmt_get(struct db_conn *c, struct sqlite_conn *sc, const char *sql,
-		    sqlite3_stmt **out)
+		    struct stmt_entry **out)
 {
 	sqlite3_stmt *st = NULL;
 	const char *tail = NULL;
-	struct stmt_entry *e;
-	char *copy;
+	struct stmt_entry *e, fresh = { 0 };
+	size_t len;
+	uint64_t hash = sql_hash(sql, &len);
 
 	for (int i = 0; i < sc->ncache; i++) {
-		if (strcmp(sc->cache[i].sql, sql) == 0) {
-			*out = sc->cache[i].stmt;
+		e = &sc->cache[i];
+		if (e->hash == hash && e->len == len && memcmp(e->sql, sql, len) == 0) {
+			*out = e;
 			return DB_OK;
 		}
 	}
@@ -557,9 +616,10 @@ static int stmt_get(struct db_conn *c, struct sqlite_conn *sc, const char *sql,
 		sqlite3_finalize(st);
 		return db_set_err(c, DB_ERR, "db_exec takes one statement");
 	}
-	copy = strdup(sql);
-	if (copy == NULL) {
+	fresh = (struct stmt_entry){ .sql = strdup(sql), .len = len, .hash = hash, .stmt = st };
+	if (fresh.sql == NULL || !map_params(&fresh)) {
 		sqlite3_finalize(st);
+		free(fresh.sql);
 		return db_set_err(c, DB_ERR, "out of memory");
 	}
 	if (sc->ncache < DB_STMT_CACHE_MAX) {
@@ -569,10 +629,10 @@ static int stmt_get(struct db_conn *c, struct sqlite_conn *sc, const char *sql,
 		sc->next_evict = (sc->next_evict + 1) % DB_STMT_CACHE_MAX;
 		sqlite3_finalize(e->stmt);
 		free(e->sql);
+		free(e->param);
 	}
-	e->sql = copy;
-	e->stmt = st;
-	*out = st;
+	*e = fresh;
+	*out = e;
 	return DB_OK;
 }
 
@@ -587,7 +647,7 @@ static int bind_one(sqlite3_stmt *st, int idx, const struct db_param *p)
 		return sqlite3_bind_text64(st, idx, p->s,
 					   p->len > 0 ? (sqlite3_uint64)p->len
 						      : (sqlite3_uint64)strlen(p->s),
-					   SQLITE_TRANSIENT, SQLITE_UTF8);
+					   SQLITE_STATIC, SQLITE_UTF8);
 	case DB_INT:
 	case DB_MONEY:
 		return sqlite3_bind_int64(st, idx, p->i);
@@ -595,34 +655,28 @@ static int bind_one(sqlite3_stmt *st, int idx, const struct db_param *p)
 		return sqlite3_bind_int(st, idx, p->i != 0);
 	case DB_BLOB:
 		return sqlite3_bind_blob64(st, idx, p->s != NULL ? p->s : "",
-					   (sqlite3_uint64)p->len, SQLITE_TRANSIENT);
+					   (sqlite3_uint64)p->len, SQLITE_STATIC);
 	}
 	return SQLITE_MISUSE;
 }
 
-/* Bind $1..$n by name; every parameter the SQL names must be supplied. */
-static int bind_params(struct db_conn *c, sqlite3 *h, sqlite3_stmt *st,
+/* Bind $1..$n through the entry's slot map; every parameter the SQL names
+ * must be supplied (parameters it does not name are ignored). */
+static int bind_params(struct db_conn *c, sqlite3 *h, const struct stmt_entry *e,
 		       const struct db_param *params, int n)
 {
-	int count = sqlite3_bind_parameter_count(st);
-	char name[16];
-
-	for (int j = 1; j <= count; j++) {
-		const char *nm = sqlite3_bind_parameter_name(st, j);
-		int64_t k = 0;
-		if (nm == NULL || nm[0] != '$' || db_parse_int64(nm + 1, &k) != 0 ||
-		    k < 1 || k > n)
-			return db_set_err(c, DB_ERR, "parameter %s not supplied (%d given)",
-					  nm != NULL ? nm : "?", n);
+	if (e->max_param > n) {
+		for (int j = 0; j < e->nslots; j++) {
+			if (e->param[j] < 0 || e->param[j] >= n) {
+				const char *nm = sqlite3_bind_parameter_name(e->stmt, j + 1);
+				return db_set_err(c, DB_ERR, "parameter %s not supplied (%d given)",
+						  nm != NULL ? nm : "?", n);
+			}
+		}
 	}
-	for (int i = 0; i < n; i++) {
-		snprintf(name, sizeof name, "$%d", i + 1);
-		int idx = sqlite3_bind_parameter_index(st, name);
-		if (idx == 0)
-			continue; /* not used by this statement */
-		if (bind_one(st, idx, &params[i]) != SQLITE_OK)
+	for (int j = 0; j < e->nslots; j++)
+		if (bind_one(e->stmt, j + 1, &params[e->param[j]]) != SQLITE_OK)
 			return sq_err(c, h);
-	}
 	return DB_OK;
 }
 
@@ -674,14 +728,16 @@ static int sq_exec(struct db_conn *c, const char *sql, const struct db_param *pa
 		   int nparams, struct db_res **out, int64_t *affected)
 {
 	struct sqlite_conn *sc = c->impl;
-	sqlite3_stmt *st = NULL;
+	struct stmt_entry *e = NULL;
+	sqlite3_stmt *st;
 	struct db_res *r = NULL;
-	int rc = stmt_get(c, sc, sql, &st);
+	int rc = stmt_get(c, sc, sql, &e);
 	int step = SQLITE_DONE;
 
 	if (rc != DB_OK)
 		return rc;
-	rc = bind_params(c, sc->h, st, params, nparams);
+	st = e->stmt;
+	rc = bind_params(c, sc->h, e, params, nparams);
 	if (rc == DB_OK && out != NULL)
 		rc = new_res(c, st, &r);
 	while (rc == DB_OK && (step = sqlite3_step(st)) == SQLITE_ROW)

@@ -45,6 +45,7 @@ static void *reaper_main(void *arg)
 {
 	struct reaper *r = arg;
 
+	(void)pthread_setname_np(pthread_self(), "pt-reaper");
 	pthread_mutex_lock(&r->mu);
 	while (!r->stop) {
 		struct timespec ts;

@@ -1110,24 +1110,44 @@ static int record_sent_batch(struct db_conn *c, struct sent_item *it, int n, int
 	}
 	if ((jb = json_dump_compact(b, NULL)) == NULL)
 		goto out;
-	/* conversations: one open per (contact, number); a concurrent opener
-	 * wins. A new one starts touched (the UPDATE below then skips it). */
+	/* conversations: one open per (contact, number), the most recent
+	 * closed one reopened as an inbound message or a reply from the inbox
+	 * would (conversations_open_id), else a new one; a concurrent opener
+	 * wins (its unique violation here retries the transaction). A new one
+	 * starts touched (the UPDATE below then skips it). */
 	rc = exec_rows(c,
-		       "INSERT INTO conversations (id, organization_id, contact_id, whatsapp_number_id,"
-		       " status, unread_count, last_message_at, created_at, updated_at)"
-		       " SELECT v.cv, v.o, v.c, v.n, 'open', 0, $2, $2, $2 FROM"
-		       ROWS_PG("cv uuid, o uuid, c uuid, n uuid")
-		       " WHERE NOT EXISTS (SELECT 1 FROM conversations x WHERE x.organization_id = v.o"
-		       " AND x.contact_id = v.c AND x.whatsapp_number_id = v.n AND x.status = 'open'"
-		       " OFFSET 0) ON CONFLICT DO NOTHING",
-		       "INSERT INTO conversations (id, organization_id, contact_id, whatsapp_number_id,"
-		       " status, unread_count, last_message_at, created_at, updated_at)"
-		       " SELECT v.cv, v.o, v.c, v.n, 'open', 0, $2, $2, $2 FROM"
-		       ROWS_SQLITE(J("cv") ", " J("o") ", " J("c") ", " J("n"))
-		       " WHERE NOT EXISTS (SELECT 1 FROM conversations x WHERE x.organization_id = v.o"
-		       " AND x.contact_id = v.c AND x.whatsapp_number_id = v.n AND x.status = 'open')"
-		       " ON CONFLICT DO NOTHING",
+		       "UPDATE conversations x SET status = 'open', updated_at = $2"
+		       " WHERE x.id = ANY(ARRAY(SELECT (SELECT y.id FROM conversations y"
+		       " WHERE y.organization_id = v.o AND y.contact_id = v.c"
+		       " AND y.whatsapp_number_id = v.n"
+		       " ORDER BY CASE WHEN y.status = 'open' THEN 0 ELSE 1 END,"
+		       " y.created_at DESC, y.id DESC LIMIT 1) FROM"
+		       ROWS_PG("o uuid, c uuid, n uuid") ")) AND x.status = 'closed'",
+		       "UPDATE conversations SET status = 'open', updated_at = $2"
+		       " WHERE id IN (SELECT (SELECT y.id FROM conversations y"
+		       " WHERE y.organization_id = v.o AND y.contact_id = v.c"
+		       " AND y.whatsapp_number_id = v.n"
+		       " ORDER BY CASE WHEN y.status = 'open' THEN 0 ELSE 1 END,"
+		       " y.created_at DESC, y.id DESC LIMIT 1) FROM"
+		       ROWS_SQLITE(J("o") ", " J("c") ", " J("n")) ") AND status = 'closed'",
 		       jb, now, NULL);
+	if (rc == DB_OK)
+		rc = exec_rows(c,
+			       "INSERT INTO conversations (id, organization_id, contact_id, whatsapp_number_id,"
+			       " status, unread_count, last_message_at, created_at, updated_at)"
+			       " SELECT v.cv, v.o, v.c, v.n, 'open', 0, $2, $2, $2 FROM"
+			       ROWS_PG("cv uuid, o uuid, c uuid, n uuid")
+			       " WHERE NOT EXISTS (SELECT 1 FROM conversations x WHERE x.organization_id = v.o"
+			       " AND x.contact_id = v.c AND x.whatsapp_number_id = v.n AND x.status = 'open'"
+			       " OFFSET 0) ON CONFLICT DO NOTHING",
+			       "INSERT INTO conversations (id, organization_id, contact_id, whatsapp_number_id,"
+			       " status, unread_count, last_message_at, created_at, updated_at)"
+			       " SELECT v.cv, v.o, v.c, v.n, 'open', 0, $2, $2, $2 FROM"
+			       ROWS_SQLITE(J("cv") ", " J("o") ", " J("c") ", " J("n"))
+			       " WHERE NOT EXISTS (SELECT 1 FROM conversations x WHERE x.organization_id = v.o"
+			       " AND x.contact_id = v.c AND x.whatsapp_number_id = v.n AND x.status = 'open')"
+			       " ON CONFLICT DO NOTHING",
+			       jb, now, NULL);
 	if (rc == DB_OK)
 		rc = exec_rows(
 			c,

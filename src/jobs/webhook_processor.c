@@ -692,6 +692,8 @@ static void *processor_main(void *arg)
 {
 	struct webhook_processor *p = arg;
 	int fails = 0, backoff = 0;
+
+	(void)pthread_setname_np(pthread_self(), "pt-wh-process");
 	db_thread_write_background(true); /* SQLite: acks' commits go first */
 	if (db_engine(p->app->db) == DB_ENGINE_PG &&
 	    setpriority(PRIO_PROCESS, (id_t)gettid(), WEBHOOK_PROC_NICE_PG) != 0)

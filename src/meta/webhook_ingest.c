@@ -105,6 +105,8 @@ static void *writer_main(void *arg)
 	int64_t *ids = calloc(wi->batch_max, sizeof *ids);
 	bool oom = batch == NULL || rows == NULL || ids == NULL;
 
+	(void)pthread_setname_np(pthread_self(), "pt-wh-writer");
+
 	for (;;) {
 		pthread_mutex_lock(&wi->mu);
 		while (wi->head == NULL && !wi->stopping)

@@ -23,6 +23,7 @@ import time
 
 import re
 import unittest
+import uuid
 
 import tenancy
 from harness import Server, skip_under_valgrind, timeout_scale
@@ -321,6 +322,55 @@ class CampaignsTest(InboxCase):
         lines = r.body.decode().strip().split("\n")
         self.assertEqual(lines[0].split(",")[:3], ["contact_id", "phone", "status"])
         self.assertEqual(len(lines), 7)
+
+    def test_sends_reopen_a_closed_conversation(self):
+        """A campaign send goes into the contact's conversation with the
+        number as an inbound message or an inbox reply would: the open one;
+        else the most recent closed one, reopened (not a second
+        conversation); else a new one."""
+        tpl = self.template()
+        closed_one, open_one, none = self.contacts(3)
+        ids = {}
+        t0 = int(time.time() * 1e6) - 3600 * 1000000
+        for who, status, age in ((closed_one, "closed", 2), (closed_one, "closed", 1),
+                                 (open_one, "open", 1)):
+            cid = str(uuid.uuid4())
+            ids.setdefault(who["id"], []).append(cid)
+            self.srv.sql(
+                "INSERT INTO conversations (id, organization_id, contact_id,"
+                " whatsapp_number_id, status, unread_count, created_at, updated_at)"
+                " VALUES ('%s', '%s', '%s', '%s', '%s', 0, %d, %d)"
+                % (cid, self.a["org_id"], who["id"], self.number["id"], status,
+                   t0 - age * 1000000, t0 - age * 1000000))
+        c = self.campaign(tpl)
+        r = self.admin("POST", "/api/v1/campaigns/%s/start" % c["id"])
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(self.wait_status(c["id"], "completed")["counters"]["sent"], 3)
+
+        def conversations(who):
+            out = self.srv.sql("SELECT id, status FROM conversations WHERE contact_id = '%s'"
+                               " ORDER BY created_at" % who["id"])
+            return [tuple(line.split("|")) for line in out.strip().split("\n") if line]
+
+        def campaign_message_in(conv_id):
+            return self.srv.sql("SELECT count(*) FROM messages WHERE conversation_id = '%s'"
+                                " AND campaign_id = '%s'" % (conv_id, c["id"])).strip()
+
+        older, newer = ids[closed_one["id"]]
+        self.assertEqual(conversations(closed_one), [(older, "closed"), (newer, "open")])
+        self.assertEqual(campaign_message_in(newer), "1")
+        self.assertEqual(conversations(open_one), [(ids[open_one["id"]][0], "open")])
+        self.assertEqual(campaign_message_in(ids[open_one["id"]][0]), "1")
+        fresh = conversations(none)
+        self.assertEqual(len(fresh), 1, fresh)
+        self.assertEqual(fresh[0][1], "open")
+        self.assertEqual(campaign_message_in(fresh[0][0]), "1")
+        # the API shows the reopened conversation open, with the send as its
+        # latest activity
+        r = self.call("GET", "/api/v1/conversations/" + newer, role="viewer")
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json()["status"], "open")
+        self.assertIsNotNone(r.json()["last_message_at"])
 
     def test_csv_export_of_a_large_campaign_is_streamed(self):
         """20,000 recipients (inserted straight into the database) come out

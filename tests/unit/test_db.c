@@ -6,11 +6,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <cmocka.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -261,6 +263,68 @@ static void test_param_roundtrip(void **state)
 		assert_int_equal(db_cols(r), 6);
 		check_val_row(r, vc);
 		db_res_free(r);
+	}
+	db_release(t->db, c);
+}
+
+/* Statements with many parameters, in any order or repeated, bind each $k to the k-th value; and more distinct
+ * statements than the cache holds still run right (SQLite maps slots to
+ * $k once per prepared statement: test_sqlite_many_parameters in the
+ * backend's note). */
+#define MANY_ROWS 1500
+static void test_many_parameters(void **state)
+{
+	struct tdb *t = *state;
+	struct db_conn *c = db_acquire(t->db);
+	static struct db_param p[2 * MANY_ROWS];
+	static char sql[2 * MANY_ROWS * 16 + 128];
+	struct db_res *r = NULL;
+	size_t n = 0;
+
+	assert_non_null(c);
+	/* Row k: id $k, i $(MANY_ROWS + k), written in reverse order. */
+	n += (size_t)snprintf(sql + n, sizeof sql - n, "INSERT INTO vals (i, id) VALUES ");
+	for (int k = MANY_ROWS; k >= 1; k--)
+		n += (size_t)snprintf(sql + n, sizeof sql - n, "%s($%d, $%d)",
+				      k == MANY_ROWS ? "" : ", ", MANY_ROWS + k, k);
+	for (int k = 0; k < MANY_ROWS; k++)
+		p[k] = (struct db_param)DBP_INT(k + 1);
+	for (int round = 0; round < 2; round++) { /* prepared, then cached */
+		struct db_param m = DBP_INT(7 + round);
+		int64_t aff = 0;
+		for (int k = 0; k < MANY_ROWS; k++) /* other values, same text */
+			p[MANY_ROWS + k] = (struct db_param)DBP_INT((7 + round) * (k + 1) + 3);
+		assert_int_equal(db_exec(c, sql, p, 2 * MANY_ROWS, NULL, &aff), DB_OK);
+		assert_int_equal(aff, MANY_ROWS);
+		assert_int_equal(db_exec(c, "SELECT COUNT(*) FROM vals WHERE i = $1 * id + 3", &m,
+					 1, &r, NULL), DB_OK);
+		assert_int_equal(db_get_int(r, 0, 0), MANY_ROWS);
+		db_res_free(r);
+		assert_int_equal(db_exec(c, "DELETE FROM vals", NULL, 0, NULL, NULL), DB_OK);
+	}
+	/* $3 twice, $2 next, $1 last. */
+	{
+		struct db_param q[] = { DBP_INT(100), DBP_TEXT("two"), DBP_INT(3) };
+		assert_int_equal(db_exec(c, "SELECT CAST($3 AS BIGINT) + CAST($3 AS BIGINT), CAST($2 AS TEXT) "
+					 "WHERE CAST($1 AS BIGINT) = 100", q, 3, &r, NULL), DB_OK);
+		assert_int_equal(db_get_int(r, 0, 0), 6);
+		assert_string_equal(db_get_text(r, 0, 1), "two");
+		db_res_free(r);
+		/* too few supplied: an error, nothing run */
+		assert_int_equal(db_exec(c, "SELECT CAST($3 AS BIGINT) + CAST($3 AS BIGINT), CAST($2 AS TEXT) "
+					 "WHERE CAST($1 AS BIGINT) = 100", q, 2, &r, NULL), DB_ERR);
+		assert_true(strlen(db_errmsg(c)) > 0);
+	}
+	/* More distinct statements than the cache keeps (eviction), twice. */
+	for (int round = 0; round < 2; round++) {
+		for (int k = 0; k < DB_STMT_CACHE_MAX + 40; k++) {
+			struct db_param q[] = { DBP_INT(k), DBP_INT(round) };
+			char text[96];
+			snprintf(text, sizeof text, "SELECT CAST($2 AS BIGINT) * 1000000 + CAST($1 AS BIGINT) + %d", k);
+			assert_int_equal(db_exec(c, text, q, 2, &r, NULL), DB_OK);
+			assert_true(db_get_int(r, 0, 0) == round * 1000000 + 2 * k);
+			db_res_free(r);
+		}
 	}
 	db_release(t->db, c);
 }
@@ -1307,6 +1371,7 @@ static void test_sqlite_checkpoint_long_reader(void **state)
 
 #define ENGINE_CASES                                                          \
 	cmocka_unit_test_setup(test_param_roundtrip, reset_tables),           \
+	cmocka_unit_test_setup(test_many_parameters, reset_tables),           \
 	cmocka_unit_test_setup(test_money_compare_in_sql, reset_tables),      \
 	cmocka_unit_test_setup(test_colnames, reset_tables),                  \
 	cmocka_unit_test_setup(test_conflict_fk_check, reset_tables),         \
