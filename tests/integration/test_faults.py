@@ -303,8 +303,16 @@ class GraphFaultTest(InboxCase):
         self.assertLess(took, 45 * timeout_scale(), "send took %.1fs" % took)
         self.assert_failed(r)
         self.assertTrue(health and all(s == 200 for s, _ in health), health)
-        self.assertLess(max(d for _, d in health), 2 * timeout_scale(),
-                        "other clients were stuck behind the hanging send")
+        # A /health stuck behind the hanging send would wait for its 10 s
+        # attempts, probe after probe; one slow probe alone is the test
+        # machine's scheduling (seen at load 5 per core), so the
+        # second-slowest holds the 2 s bound and the slowest a looser one.
+        took_health = sorted(d for _, d in health)
+        self.assertGreaterEqual(len(took_health), 2, health)
+        self.assertLess(took_health[-2], 2 * timeout_scale(),
+                        "other clients were stuck behind the hanging send: %r" % took_health[-5:])
+        self.assertLess(took_health[-1], 8 * timeout_scale(),
+                        "other clients were stuck behind the hanging send: %r" % took_health[-5:])
 
 
 # ---------------------------------------------------------------------------
