@@ -52,10 +52,16 @@ struct event_routes {
 	bool split;                 /* changes of one org went to different rows */
 };
 
+struct parsed_event;
+
 struct batch {
 	struct db *db;
 	const char *keywords;
 	int limit;
+	/* the prepared events (prepare_batch), kept across db_tx's retries */
+	struct webhook_event *evs;
+	struct parsed_event *pes;
+	size_t n;
 	/* results of the last (committed) attempt */
 	size_t handled, failed;
 	int64_t last_id, last_received_at;
@@ -343,14 +349,11 @@ static int process_event(struct db_conn *c, struct route_cache *cache,
 	return rc;
 }
 
-/* Parse ev into pe and add the wamids of its statuses that go to a known
- * number to the window's set. */
-static int parse_ahead(struct db_conn *c, struct route_cache *cache,
-		       const struct webhook_event *ev, struct parsed_event *pe,
-		       struct wh_known *known)
+/* Add the wamids of pe's statuses that go to a known number to the
+ * window's set. */
+static int know_statuses(struct db_conn *c, struct route_cache *cache,
+			 const struct parsed_event *pe, struct wh_known *known)
 {
-	pe->ok = webhook_parse(ev->body, ev->body_len, &pe->wp, pe->err, sizeof pe->err) ==
-		 WEBHOOK_PARSE_OK;
 	for (size_t i = 0; pe->ok && i < pe->wp.nchanges; i++) {
 		const struct wh_change *ch = &pe->wp.changes[i];
 		const struct wa_number *n = NULL;
@@ -366,90 +369,148 @@ static int parse_ahead(struct db_conn *c, struct route_cache *cache,
 	return DB_OK;
 }
 
-/* One batch in one transaction, its statements in one libpq pipeline
- * (db.h): the claim and the route/wamid look-ups wait for their answers,
- * the rest (status updates, pending statuses, marks) is only queued and
- * synced once per window. Events are parsed a window at a time (at most
- * WINDOW_BYTES of bodies, so big payloads do not pile up in memory), the
- * window's status wamids looked up together (wh_known_fetch), then the
- * events applied in id order. */
+/* A batch is taken in two steps (see "Two steps" in the design note):
+ * prepare_batch reads the next pending events in one statement of its
+ * own (no transaction held afterwards) and parses them, at most
+ * WINDOW_BYTES of bodies (at least one event); batch_fn then applies them
+ * in one write transaction, after checking which of them are still
+ * pending. */
 #define WINDOW_BYTES ((size_t)1 << 20)
 
+static void batch_drop(struct batch *b)
+{
+	for (size_t i = 0; b->pes != NULL && i < b->n; i++)
+		if (b->pes[i].ok)
+			webhook_parsed_free(&b->pes[i].wp);
+	free(b->pes);
+	webhook_event_array_free(b->evs, b->n);
+	b->pes = NULL;
+	b->evs = NULL;
+	b->n = 0;
+}
+
+static int prepare_batch(struct batch *b)
+{
+	struct db_conn *c = db_acquire(b->db);
+	size_t n = 0, keep = 0, bytes = 0;
+	int rc;
+
+	if (c == NULL)
+		return DB_ERR_UNAVAILABLE;
+	rc = webhook_store_claim(c, 0, b->limit, &b->evs, &n);
+	if (rc != DB_OK)
+		snprintf(b->err, sizeof b->err, "%s", db_errmsg(c));
+	db_release(b->db, c);
+	if (rc != DB_OK)
+		return rc;
+	b->n = n;
+	if (n == 0)
+		return DB_OK;
+	b->pes = calloc(n, sizeof *b->pes);
+	if (b->pes == NULL) {
+		batch_drop(b);
+		return DB_ERR;
+	}
+	for (keep = 0; keep < n && (keep == 0 || bytes + b->evs[keep].body_len <= WINDOW_BYTES);
+	     keep++) {
+		struct parsed_event *pe = &b->pes[keep];
+		bytes += b->evs[keep].body_len;
+		pe->ok = webhook_parse(b->evs[keep].body, b->evs[keep].body_len, &pe->wp, pe->err,
+				       sizeof pe->err) == WEBHOOK_PARSE_OK;
+	}
+	/* the rest waits for the next batch */
+	for (size_t i = keep; i < n; i++)
+		webhook_event_release(&b->evs[i]);
+	b->n = keep;
+	return DB_OK;
+}
+
+/* Which prepared events are still pending (another process's processor
+ * may have applied them since they were read): pending[i]. */
+static int still_pending(struct db_conn *c, const struct batch *b, bool *pending)
+{
+	struct db_res *r = NULL;
+	const struct db_param p[] = { DBP_INT(b->evs[0].id), DBP_INT(b->evs[b->n - 1].id) };
+	int rc = db_exec(c,
+			 "SELECT id FROM webhook_events WHERE processed_at IS NULL"
+			 " AND id >= $1 AND id <= $2 ORDER BY id",
+			 p, 2, &r, NULL);
+	size_t i = 0;
+	for (int k = 0; rc == DB_OK && k < db_rows(r); k++) {
+		int64_t id = db_get_int(r, k, 0);
+		while (i < b->n && b->evs[i].id < id)
+			pending[i++] = false;
+		if (i < b->n && b->evs[i].id == id)
+			pending[i++] = true;
+	}
+	while (rc == DB_OK && i < b->n)
+		pending[i++] = false;
+	db_res_free(r);
+	return rc;
+}
+
+/* The prepared events in one transaction, its statements in one libpq
+ * pipeline (db.h): the pending check and the route/wamid look-ups wait
+ * for their answers, the rest (status updates, pending statuses, marks)
+ * is only queued and synced once. The window's status wamids are looked
+ * up together (wh_known_fetch), then the events applied in id order.
+ * Runs again from the start when db_tx retries it. */
 static int batch_fn(struct db_conn *c, void *ctx)
 {
 	struct batch *b = ctx;
-	struct webhook_event *evs = NULL;
 	struct route_cache *cache = calloc(1, sizeof *cache);
 	struct event_routes *er = malloc(sizeof *er);
 	struct marks *marks = calloc(1, sizeof *marks);
-	struct parsed_event *pes = NULL;
+	bool *pending = calloc(b->n > 0 ? b->n : 1, sizeof *pending);
 	struct wh_known known = { 0 };
-	size_t n = 0, start = 0, end = 0;
 	int64_t now = time_now_us();
 	int rc = DB_ERR;
 
 	b->handled = b->failed = 0;
 	b->nlag = 0;
-	if (cache == NULL || er == NULL || marks == NULL)
+	if (cache == NULL || er == NULL || marks == NULL || pending == NULL)
 		goto out;
 	rc = db_lock_xact(c, WEBHOOK_PROC_BATCH_LOCK_KEY);
-	if (rc == DB_OK)
-		rc = webhook_store_claim(c, 0, b->limit, &evs, &n);
-	if (rc == DB_OK && n > 0) {
-		pes = calloc(n, sizeof *pes);
-		rc = pes == NULL ? DB_ERR : db_pipeline_begin(c);
+	if (rc == DB_OK && b->n > 0)
+		rc = db_pipeline_begin(c);
+	if (rc == DB_OK && b->n > 0)
+		rc = still_pending(c, b, pending);
+	for (size_t i = 0; rc == DB_OK && i < b->n; i++)
+		if (pending[i])
+			rc = know_statuses(c, cache, &b->pes[i], &known);
+	if (rc == DB_OK && b->n > 0)
+		rc = wh_known_fetch(c, &known);
+	for (size_t i = 0; i < b->n && rc == DB_OK; i++) {
+		bool failed = false;
+		if (!pending[i])
+			continue;
+		b->last_id = b->evs[i].id;
+		rc = process_event(c, cache, &b->evs[i], &b->pes[i], b->keywords, now, &known,
+				   er, marks, &failed);
+		if (rc != DB_OK)
+			break;
+		b->handled++;
+		b->failed += failed ? 1 : 0;
+		b->last_received_at = b->evs[i].received_at;
+		if (b->nlag < WEBHOOK_PROC_BATCH)
+			b->lag_us[b->nlag++] = now - b->evs[i].received_at;
 	}
-	for (start = 0; start < n && rc == DB_OK; start = end) {
-		size_t bytes = 0;
-		wh_known_clear(&known);
-		for (end = start; end < n && rc == DB_OK &&
-				  (end == start || bytes + evs[end].body_len <= WINDOW_BYTES);
-		     end++) {
-			bytes += evs[end].body_len;
-			rc = parse_ahead(c, cache, &evs[end], &pes[end], &known);
-		}
-		if (rc == DB_OK)
-			rc = wh_known_fetch(c, &known);
-		for (size_t i = start; i < end && rc == DB_OK; i++) {
-			bool failed = false;
-			b->last_id = evs[i].id;
-			rc = process_event(c, cache, &evs[i], &pes[i], b->keywords, now, &known,
-					   er, marks, &failed);
-			if (rc != DB_OK)
-				break;
-			b->handled++;
-			b->failed += failed ? 1 : 0;
-			b->last_received_at = evs[i].received_at;
-			if (b->nlag < WEBHOOK_PROC_BATCH)
-				b->lag_us[b->nlag++] = now - evs[i].received_at;
-		}
-		/* What the window held back goes now (it borrows from the parsed
-		 * bodies), and every statement answers before its events count
-		 * as done. */
-		if (rc == DB_OK)
-			rc = wh_known_flush(c, &known);
-		if (rc == DB_OK)
-			rc = marks_flush(c, marks, now);
-		if (rc == DB_OK)
-			rc = db_pipeline_sync(c);
-		for (size_t i = start; i < end; i++)
-			if (pes[i].ok)
-				webhook_parsed_free(&pes[i].wp);
-		memset(pes + start, 0, (end - start) * sizeof *pes);
-	}
-	if (rc == DB_OK && n > 0)
+	/* Every statement answers before its events count as done. */
+	if (rc == DB_OK && b->n > 0)
+		rc = wh_known_flush(c, &known);
+	if (rc == DB_OK && b->n > 0)
+		rc = marks_flush(c, marks, now);
+	if (rc == DB_OK && b->n > 0)
+		rc = db_pipeline_sync(c);
+	if (rc == DB_OK && b->n > 0)
 		rc = db_pipeline_end(c);
 out:
 	if (rc != DB_OK)
 		snprintf(b->err, sizeof b->err, "%s", db_errmsg(c));
-	for (size_t i = end; pes != NULL && i < n; i++)
-		if (pes[i].ok)
-			webhook_parsed_free(&pes[i].wp);
-	free(pes);
 	wh_known_free(&known);
-	webhook_event_array_free(evs, n);
 	if (marks != NULL)
 		marks_free(marks);
+	free(pending);
 	free(er);
 	free(cache);
 	return rc;
@@ -494,13 +555,16 @@ int64_t webhook_process_pending(struct db *db, const char *opt_out_keywords)
 	b->keywords = opt_out_keywords;
 	b->limit = batch_limit(db);
 	for (;;) {
-		int rc = db_tx(db, true, batch_fn, b);
+		int rc = prepare_batch(b);
+		if (rc == DB_OK && b->n == 0)
+			break;
+		if (rc == DB_OK)
+			rc = db_tx(db, true, batch_fn, b);
+		batch_drop(b);
 		if (rc != DB_OK) {
 			total = rc;
 			break;
 		}
-		if (b->handled == 0)
-			break;
 		total += (int64_t)b->handled;
 	}
 	free(b);
@@ -520,7 +584,27 @@ struct webhook_processor {
 	struct metric_series *processed, *failed, *lag_ms, *depth;
 	struct metric_series *lag_hist;
 	int64_t depth_at, sweep_at;
+	bool juggle; /* SQLite: prepare at WEBHOOK_PROC_NICE_PREPARE (see the note) */
 };
+
+/* This thread's nice value (Linux: per thread). */
+static int set_nice(int value)
+{
+	return setpriority(PRIO_PROCESS, (id_t)gettid(), value);
+}
+
+/* A write transaction of the processor. SQLite with juggling: at the
+ * normal priority while it holds the write lock the acks wait for. */
+static int write_tx(struct webhook_processor *p, int (*fn)(struct db_conn *, void *),
+		    void *ctx)
+{
+	if (p->juggle)
+		(void)set_nice(0);
+	int rc = db_tx(p->app->db, true, fn, ctx);
+	if (p->juggle)
+		(void)set_nice(WEBHOOK_PROC_NICE_PREPARE);
+	return rc;
+}
 
 /* Wait up to ms unless woken or stopping. Returns true when stopping. */
 static bool wait_ms(struct webhook_processor *p, int ms)
@@ -656,7 +740,7 @@ static void sweep_pending(struct webhook_processor *p, bool idle)
 	if (now - p->sweep_at < (idle ? DEPTH_EVERY_US : SWEEP_BUSY_US))
 		return;
 	p->sweep_at = now;
-	int rc = db_tx(p->app->db, true, sweep_fn, &applied);
+	int rc = write_tx(p, sweep_fn, &applied);
 	if (rc != DB_OK)
 		log_event(LOG_WARN, "webhook processor: pending status sweep failed",
 			  LF_I("code", rc));
@@ -670,7 +754,12 @@ static int64_t run_once(struct webhook_processor *p, int *fails)
 	struct batch *b = &p->batch;
 	b->limit = *fails >= WEBHOOK_PROC_MAX_ATTEMPTS ? 1 : batch_limit(p->app->db);
 	b->last_id = 0;
-	int rc = db_tx(p->app->db, true, batch_fn, b);
+	int rc = prepare_batch(b);
+	if (rc == DB_OK && b->n == 0)
+		return 0;
+	if (rc == DB_OK)
+		rc = write_tx(p, batch_fn, b);
+	batch_drop(b);
 	if (rc == DB_OK) {
 		record_metrics(p, b);
 		*fails = 0;
@@ -682,7 +771,7 @@ static int64_t run_once(struct webhook_processor *p, int *fails)
 		  LF_S("error", b->err));
 	if (b->limit == 1 && b->last_id > 0 && rc != DB_ERR_UNAVAILABLE) {
 		struct give_up g = { .id = b->last_id, .error = b->err };
-		if (db_tx(p->app->db, true, give_up_fn, &g) == DB_OK)
+		if (write_tx(p, give_up_fn, &g) == DB_OK)
 			metrics_add(p->failed, 1);
 	}
 	return rc;
@@ -695,10 +784,18 @@ static void *processor_main(void *arg)
 
 	(void)pthread_setname_np(pthread_self(), "pt-wh-process");
 	db_thread_write_background(true); /* SQLite: acks' commits go first */
-	if (db_engine(p->app->db) == DB_ENGINE_PG &&
-	    setpriority(PRIO_PROCESS, (id_t)gettid(), WEBHOOK_PROC_NICE_PG) != 0)
-		log_event(LOG_WARN, "webhook processor: cannot lower its CPU priority",
-			  LF_S("error", strerror(errno)));
+	if (db_engine(p->app->db) == DB_ENGINE_PG) {
+		if (set_nice(WEBHOOK_PROC_NICE_PG) != 0)
+			log_event(LOG_WARN, "webhook processor: cannot lower its CPU priority",
+				  LF_S("error", strerror(errno)));
+	} else if (set_nice(-1) == 0 && set_nice(WEBHOOK_PROC_NICE_PREPARE) == 0) {
+		/* it may raise its priority again (CAP_SYS_NICE or RLIMIT_NICE) */
+		p->juggle = true;
+	} else {
+		(void)set_nice(0);
+		log_msg(LOG_INFO, "webhook processor: no CAP_SYS_NICE or RLIMIT_NICE, so it "
+				  "prepares batches at the normal priority");
+	}
 	for (;;) {
 		if (!lead(p)) {
 			if (wait_ms(p, FOLLOWER_WAIT_MS))

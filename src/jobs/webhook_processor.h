@@ -15,6 +15,12 @@
  *   applied in ONE transaction, each event marked processed in it. So a
  *   crash loses nothing (the batch rolls back and is claimed again) and
  *   applies nothing twice (the marks commit with the effects).
+ * - Two steps: the batch's events are read (one SELECT, no transaction
+ *   kept open) and parsed (at most 1 MiB of bodies) BEFORE the write
+ *   transaction; the transaction first checks which of them are still
+ *   pending (another process may have applied them meanwhile) and applies
+ *   only those. Parsing is about a third of the processor's CPU, and
+ *   nothing in it needs the write lock.
  * - SQLite: the batch's transaction holds the single write lock that the
  *   group-commit writer (webhook_ingest.h) needs for every ack, so batches
  *   are at most WEBHOOK_PROC_BATCH_SQLITE events and the thread's writes
@@ -27,8 +33,17 @@
  *   WEBHOOK_PROC_NICE_PG (Linux: per thread): with spare CPU it runs as
  *   fast as before; when the HTTP threads need the cores, acks go first
  *   and the backlog drains after the burst (with autogroup scheduling,
- *   nice weighs within the server's session only). Not on SQLite, where a
- *   preempted batch would hold the write lock the acks wait for.
+ *   nice weighs within the server's session only).
+ * - SQLite: a thread preempted inside its transaction would hold the
+ *   write lock the acks wait for, so the processor "juggles": it reads and
+ *   parses at nice WEBHOOK_PROC_NICE_PREPARE and raises itself back to
+ *   nice 0 for each write transaction (2 setpriority calls per batch).
+ *   During a burst that saturates the cores the parse step gets little
+ *   CPU, the acks most of it, and the backlog drains after the burst; at
+ *   a rate the cores can carry it runs at once. Raising the priority
+ *   back needs CAP_SYS_NICE or RLIMIT_NICE (root has it; systemd:
+ *   AmbientCapabilities=CAP_SYS_NICE or LimitNICE=0); without it the
+ *   processor stays at nice 0 throughout (logged once at start).
  * - Few round trips (PostgreSQL): the batch runs in a libpq pipeline
  *   (db_pipeline_begin, db.h). Events are parsed a window (<= 1 MiB of
  *   bodies) at a time; the outbound messages that the window's statuses
@@ -88,6 +103,8 @@ struct webhook_processor;
 #define WEBHOOK_PROC_BATCH_SQLITE 256
 /* PostgreSQL: the processor thread's nice value (see the design note). */
 #define WEBHOOK_PROC_NICE_PG 10
+/* SQLite: its nice value while it reads and parses a batch. */
+#define WEBHOOK_PROC_NICE_PREPARE 19
 #define WEBHOOK_PROC_MAX_ATTEMPTS 3
 /* The advisory lock keys (PostgreSQL) of the processor. */
 #define WEBHOOK_PROC_LOCK_KEY 0x7079776870726f63LL   /* leadership (session) */

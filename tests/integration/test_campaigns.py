@@ -769,7 +769,13 @@ class CampaignsTest(InboxCase):
         scan per recording transaction cost ~1 ms per recorded row at
         100,000 recipients. Progress is polled in the database (the API's
         counters query is not the recorder's)."""
-        mps, n = 150, 120
+        # 40 mps: the 120 sends are recorded over ~3 s, in dozens of
+        # recorder transactions, so a scan per transaction would show as
+        # dozens of scans (the bound below leaves room for a few that are
+        # not the recorder's: the start's own queries, and counters of
+        # earlier tests' backends, which PostgreSQL publishes up to ~10 s
+        # late -- 4 were seen once).
+        mps, n = 40, 120
         number = self.new_number(self.a)
         self.srv.sql("UPDATE whatsapp_numbers SET throughput_mps = %d WHERE id = '%s'"
                      % (mps, number["id"]))
@@ -797,8 +803,8 @@ class CampaignsTest(InboxCase):
         scans = {t: after[t][0] - before[t][0] for t in ("messages", "conversations")}
         if os.environ.get("PYTAKE_TEST_VERBOSE"):
             print("sequential scans while recording %d sends: %r" % (n, scans))
-        self.assertLessEqual(scans["messages"], 2, scans)
-        self.assertLessEqual(scans["conversations"], 2, scans)
+        self.assertLessEqual(scans["messages"], 8, scans)
+        self.assertLessEqual(scans["conversations"], 8, scans)
 
     def test_other_tenant_gets_404(self):
         tpl = self.template()

@@ -326,6 +326,34 @@ class WebhookProcessTest(unittest.TestCase):
         self.assertIn("statuses[0]", err)
         self.assertEqual(len(self.q("SELECT id FROM messages WHERE wamid = '%s'" % after)), 1)
 
+    def test_events_past_a_megabyte_wait_for_the_next_batch(self):
+        """The processor parses at most 1 MiB of bodies per batch: events
+        stored together beyond that are left for the next batch, and every
+        one is applied once. (Stored with one INSERT, as a burst of big
+        bodies would be, so a single batch reads them all.)"""
+        tag = uuid.uuid4().hex
+        wamids = ["wamid.big-%s-%d" % (tag, i) for i in range(4)]
+        pad_sql = ("repeat('x', 700000)" if self.srv.engine == "postgresql"
+                   else "replace(hex(zeroblob(350000)), '0', 'x')")
+        rows = []
+        for i, w in enumerate(wamids):
+            body = inbound(w, "big %d" % i, "55119888800%02d" % i).decode()
+            # an unknown field holds the padding (Meta adds fields freely)
+            head, tail = body.split('"messaging_product"', 1)
+            pad = pad_sql if i < 3 else "''"
+            rows.append("(%d, 'app', '%s\"x_padding\":\"' || %s || '\",\"messaging_product\"%s')"
+                        % (int(time.time() * 1e6), head.replace("'", "''"), pad,
+                           tail.replace("'", "''")))
+        self.srv.sql("INSERT INTO webhook_events (received_at, source, body) VALUES "
+                     + ", ".join(rows))
+        self.wait_processed()
+        got = self.q("SELECT wamid FROM messages WHERE wamid LIKE 'wamid.big-%s-%%'"
+                     " ORDER BY wamid" % tag)
+        self.assertEqual([r[0] for r in got], wamids)
+        errors = self.q("SELECT COALESCE(error, 'none') FROM webhook_events"
+                        " WHERE body LIKE '%%big-%s-%%'" % tag)
+        self.assertEqual(errors, [["none"]] * 4)
+
     # ---- templates and numbers -----------------------------------------------
 
     def test_template_events_update_rows(self):
