@@ -326,6 +326,40 @@ class WebhookProcessTest(unittest.TestCase):
         self.assertIn("statuses[0]", err)
         self.assertEqual(len(self.q("SELECT id FROM messages WHERE wamid = '%s'" % after)), 1)
 
+    def test_processor_thread_priority(self):
+        """The processor thread runs below the HTTP threads: PostgreSQL at
+        nice 10; SQLite at nice 19 while it reads and parses (it raises
+        itself to 0 for each write transaction, which needs CAP_SYS_NICE:
+        without it, nice 0 throughout). Read from /proc while idle."""
+        task_dir = "/proc/%d/task" % self.srv.proc.pid
+
+        def processor_nice():
+            for tid in os.listdir(task_dir):
+                try:
+                    with open("%s/%s/comm" % (task_dir, tid)) as f:
+                        if f.read().strip() != "pt-wh-process":
+                            continue
+                    with open("%s/%s/stat" % (task_dir, tid)) as f:
+                        fields = f.read().rsplit(")", 1)[1].split()
+                    return int(fields[16])  # field 19 of stat(5)
+                except FileNotFoundError:
+                    continue
+            return None
+
+        # a few readings: the idle thread's once-a-second sweep is a write
+        # transaction (nice 0 for its few milliseconds)
+        seen = set()
+        for _ in range(10):
+            seen.add(processor_nice())
+            time.sleep(0.03)
+        self.assertNotIn(None, seen, "no pt-wh-process thread")
+        if self.srv.engine == "postgresql":
+            self.assertEqual(seen, {10})
+        elif os.geteuid() == 0:
+            self.assertIn(19, seen)
+        else:
+            self.assertTrue(seen <= {0, 19}, seen)  # 19 only with RLIMIT_NICE granted
+
     def test_events_past_a_megabyte_wait_for_the_next_batch(self):
         """The processor parses at most 1 MiB of bodies per batch: events
         stored together beyond that are left for the next batch, and every
