@@ -47,16 +47,20 @@ class InboxCase(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.fake = FakeGraph()
-        cls.srv = Server(env={"GRAPH_API_BASE_URL": cls.fake.base_url,
-                              "META_APP_SECRET": APP_SECRET})
+        cls.srv = None
         try:
+            # inside the try: a Server that cannot even be made (no
+            # PYTAKE_TEST_PG_URL) must not leave the fake running
+            cls.srv = Server(env={"GRAPH_API_BASE_URL": cls.fake.base_url,
+                                  "META_APP_SECRET": APP_SECRET})
             cls.srv.start()
             cls.su = bootstrap_super_admin(cls.srv)
             cls.a = make_tenant(cls.srv, cls.su["token"], "alpha")
             cls.b = make_tenant(cls.srv, cls.su["token"], "beta")
             cls.number = cls.new_number(cls.a)
         except Exception:
-            cls.srv.close()
+            if cls.srv is not None:
+                cls.srv.close()
             cls.fake.stop()
             raise
 

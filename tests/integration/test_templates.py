@@ -109,16 +109,18 @@ class TemplatesTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.fake = FakeGraph()
-        cls.srv = Server(env={"GRAPH_API_BASE_URL": cls.fake.base_url})
+        cls.srv = None
         cls.seq = 0
         try:
+            cls.srv = Server(env={"GRAPH_API_BASE_URL": cls.fake.base_url})
             cls.srv.start()
             cls.su = bootstrap_super_admin(cls.srv)
             cls.a = make_tenant(cls.srv, cls.su["token"], "alpha")
             cls.b = make_tenant(cls.srv, cls.su["token"], "beta")
             cls.number = cls.new_number(cls.a)
         except Exception:
-            cls.srv.close()
+            if cls.srv is not None:
+                cls.srv.close()
             cls.fake.stop()
             raise
 
