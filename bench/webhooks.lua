@@ -6,17 +6,17 @@
 -- Prints one line at the end:
 --   SUMMARY requests_per_sec=... p50_ms=... p99_ms=... non_2xx=... errors=...
 
-local threads = {}
+-- the SUMMARY line and non-2xx counting (bench/summary.lua, next to this file)
+dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "summary.lua")
 local counter = 0
 
 function setup(thread)
   thread:set("id", counter)
   counter = counter + 1
-  table.insert(threads, thread)
+  summary_track(thread)
 end
 
 function init(args)
-  non_2xx = 0
   local path = os.getenv("PYTAKE_BENCH_WEBHOOKS")
   local f = assert(io.open(path, "r"), "PYTAKE_BENCH_WEBHOOKS: cannot open " .. tostring(path))
   reqs = {}
@@ -80,26 +80,4 @@ end
 function request()
   idx = idx % #reqs + 1
   return reqs[idx]
-end
-
-function response(status, headers, body)
-  if status < 200 or status > 299 then
-    non_2xx = non_2xx + 1
-  end
-end
-
-function done(summary, latency, requests)
-  local bad = 0
-  for _, t in ipairs(threads) do
-    bad = bad + (t:get("non_2xx") or 0)
-  end
-  local seconds = summary.duration / 1e6
-  local errors = summary.errors.connect + summary.errors.read +
-    summary.errors.write + summary.errors.timeout
-  io.write(string.format(
-    "SUMMARY requests_per_sec=%.0f p50_ms=%.3f p99_ms=%.3f non_2xx=%d errors=%d requests=%d\n",
-    summary.requests / seconds,
-    latency:percentile(50) / 1000.0,
-    latency:percentile(99) / 1000.0,
-    bad, errors, summary.requests))
 end
