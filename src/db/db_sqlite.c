@@ -5,14 +5,14 @@
  * synchronous=NORMAL, foreign_keys=ON and a busy_timeout. Parameters are
  * written $1..$n as for PostgreSQL. Prepared statements are cached per
  * connection by SQL text (at most DB_STMT_CACHE_MAX, the oldest is
- * finalized first; looked up by hash and length before strcmp), each with
+ * finalized first; looked up by hash and length before the text), each with
  * the map from SQLite's parameter slots to $k built once at prepare time:
  * binding by name on every call (sqlite3_bind_parameter_name/_index scan
  * the statement's parameter list) was quadratic in the parameter count,
  * and the batch statements of the webhook path carry thousands
- * (test_sqlite_many_parameters). Text and blobs are bound without a copy
- * (SQLITE_STATIC): the bindings are cleared before db_exec returns. Rows
- * are copied into a struct db_res.
+ * (test_many_parameters in tests/unit/test_db.c). Text and blobs are bound
+ * without a copy (SQLITE_STATIC): the bindings are cleared before db_exec
+ * returns. Rows are copied into a struct db_res.
  *
  * Write gate: SQLite has one writer at a time, and a connection that finds
  * the write lock taken waits in SQLite's busy handler, which sleeps 1, 2,

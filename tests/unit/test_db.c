@@ -267,10 +267,10 @@ static void test_param_roundtrip(void **state)
 	db_release(t->db, c);
 }
 
-/* Statements with many parameters, in any order or repeated, bind each $k to the k-th value; and more distinct
- * statements than the cache holds still run right (SQLite maps slots to
- * $k once per prepared statement: test_sqlite_many_parameters in the
- * backend's note). */
+/* Statements with many parameters, in any order or repeated, bind each $k
+ * to the k-th value; and more distinct statements than the cache holds
+ * still run right (SQLite maps slots to $k once per prepared statement,
+ * see the note on top of src/db/db_sqlite.c). */
 #define MANY_ROWS 1500
 static void test_many_parameters(void **state)
 {
